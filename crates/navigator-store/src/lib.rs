@@ -1,0 +1,289 @@
+//! The persistence seam.
+//!
+//! Main types: the [`Store`] trait (documents, the job queue, staged and live chunks, embeddings,
+//! search candidates), [`StoreError`] (each variant classified transient or not), the SQLite
+//! implementation [`sqlite::SqliteStore`], and — behind the `conformance` feature — the one test
+//! suite every backend must pass ([`conformance`]).
+//!
+//! Key design choices:
+//! - Every job status change is a compare-and-set on the expected status (and lease owner), checked
+//!   against the domain transition table, and recorded in `job_events` in the same transaction.
+//!   A mismatch is [`StoreError::StaleState`]; a move the table forbids is [`StoreError::Illegal`].
+//! - Chunk ids are deterministic (UUIDv5), so chunks of a new run are written to a *staging* table
+//!   and [`Store::publish_staged`] swaps them in for the live ones in one transaction: searches see
+//!   either the old version or the new one, never a mix.
+//! - Embeddings are content-addressed by `(model, sha256(text))`: identical text is embedded once,
+//!   and a chunk's vector is found by joining on its text hash.
+//! - The store holds no policy: retry limits, lease lengths and backoff come from the caller.
+
+#![forbid(unsafe_code)]
+
+pub mod sqlite;
+mod types;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use types::*;
+
+use navigator_domain::{DocumentId, JobId, JobStatus, OwnerId, Stage};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Which documents a caller may see: one owner's, or (operators, admins) everyone's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerScope {
+    Owner(OwnerId),
+    All,
+}
+
+impl OwnerScope {
+    pub fn owner(&self) -> Option<&OwnerId> {
+        match self {
+            OwnerScope::Owner(o) => Some(o),
+            OwnerScope::All => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// The row was not in the expected state (someone else moved it first, or the lease is gone).
+    #[error("stale state: expected {expected}, found {actual}")]
+    StaleState { expected: String, actual: String },
+    /// The domain transition table forbids this move.
+    #[error("illegal transition {from} -> {to}")]
+    Illegal { from: JobStatus, to: JobStatus },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database failed or was unreachable: worth retrying.
+    #[error("database error: {0}")]
+    Database(String),
+    /// A stored row could not be decoded: a bug or manual tampering.
+    #[error("corrupt row: {0}")]
+    CorruptRow(String),
+}
+
+impl StoreError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Database(_))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything Navigator persists, behind one object-safe trait (`Arc<dyn Store>`).
+///
+/// All methods are cancel-safe in the sense that each one is a single transaction: dropping the
+/// future either commits the whole effect or none of it.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- lifecycle -------------------------------------------------------------------------
+
+    /// Applies pending migrations. Idempotent.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// `(version, description, applied)` for every known migration.
+    async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>>;
+    /// A cheap round trip, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ---- documents -------------------------------------------------------------------------
+
+    /// Creates a document and its job (status `queued`, stage `parse`, `run_at = now`) in one
+    /// transaction, unless the owner already has a live document with the same sha256 or the same
+    /// idempotency key: then returns that one with `duplicate = true` and creates nothing.
+    async fn create_document(&self, new: NewDocument, now: OffsetDateTime)
+    -> StoreResult<Created>;
+    async fn get_document(&self, scope: &OwnerScope, id: DocumentId)
+    -> StoreResult<DocumentRecord>;
+    /// Documents in id order (ids are time-ordered), strictly after `after`.
+    async fn list_documents(
+        &self,
+        scope: &OwnerScope,
+        after: Option<DocumentId>,
+        limit: u32,
+    ) -> StoreResult<Vec<DocumentRecord>>;
+    /// Deletes the document and everything derived from it (staged and live chunks, search rows,
+    /// embeddings no other chunk uses) and cancels its job if it is not terminal. Blobs are the
+    /// caller's to delete. `NotFound` if it is not visible in `scope`.
+    async fn delete_document(
+        &self,
+        scope: &OwnerScope,
+        id: DocumentId,
+        now: OffsetDateTime,
+    ) -> StoreResult<DocumentRecord>;
+    /// Records the page count found by the parser.
+    async fn set_document_pages(&self, id: DocumentId, pages: u32) -> StoreResult<()>;
+
+    // ---- jobs ------------------------------------------------------------------------------
+
+    /// Claims the eligible job (`queued`/`retrying`, `run_at <= now`) with the earliest `run_at`:
+    /// sets `running`, `lease_owner = worker`, `lease_expires_at = now + lease`, `attempts += 1`.
+    /// Two concurrent claims never return the same job.
+    async fn claim_job(
+        &self,
+        worker: &str,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<JobRecord>>;
+    /// Extends the lease; `StaleState` if the job is no longer `running` under `worker`.
+    async fn renew_lease(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Records that `worker` finished the job's current stage and moves it to `next`
+    /// (attempts reset to 0), keeping it `running` under the same lease.
+    async fn advance_stage(
+        &self,
+        id: JobId,
+        worker: &str,
+        next: Stage,
+        stage_duration: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<JobRecord>;
+    /// A compare-and-set status change, recorded in `job_events`.
+    async fn transition(
+        &self,
+        id: JobId,
+        change: Transition,
+        now: OffsetDateTime,
+    ) -> StoreResult<JobRecord>;
+    /// Moves every `running` job whose lease expired before `now` to `retrying` with
+    /// `run_at = now`, recording why. Returns the rescued ids.
+    async fn rescue_expired(&self, now: OffsetDateTime) -> StoreResult<Vec<JobId>>;
+    /// Re-queues a `failed` job at the stage it failed in, attempts reset. `StaleState` otherwise.
+    async fn retry_job(
+        &self,
+        scope: &OwnerScope,
+        id: JobId,
+        now: OffsetDateTime,
+    ) -> StoreResult<JobRecord>;
+    async fn get_job(&self, scope: &OwnerScope, id: JobId) -> StoreResult<JobRecord>;
+    /// Jobs in id order strictly after `after`, optionally filtered by status.
+    async fn list_jobs(
+        &self,
+        scope: &OwnerScope,
+        status: Option<JobStatus>,
+        after: Option<JobId>,
+        limit: u32,
+    ) -> StoreResult<Vec<JobRecord>>;
+    /// Events of a job with `seq > after_seq`, in order.
+    async fn job_events(&self, id: JobId, after_seq: i64) -> StoreResult<Vec<JobEvent>>;
+    /// Overwrites the job's progress counters.
+    async fn set_progress(&self, id: JobId, progress: Progress) -> StoreResult<()>;
+    /// Counts by status and the age of the oldest eligible job, for metrics and autoscaling.
+    async fn queue_stats(&self, now: OffsetDateTime) -> StoreResult<QueueStats>;
+
+    // ---- chunks and embeddings -------------------------------------------------------------
+
+    /// Replaces the document's staged chunks with `chunks` (idempotent: re-staging the same
+    /// chunks yields the same rows).
+    async fn stage_chunks(
+        &self,
+        document_id: DocumentId,
+        owner: &OwnerId,
+        chunks: &[NewChunk],
+    ) -> StoreResult<()>;
+    /// Distinct `(text_sha256, text)` of staged chunks that have no embedding for `model`,
+    /// at most `limit`.
+    async fn staged_texts_missing_embedding(
+        &self,
+        document_id: DocumentId,
+        model: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<TextToEmbed>>;
+    /// `(total staged chunks, staged chunks with an embedding for model)`.
+    async fn staged_embedding_progress(
+        &self,
+        document_id: DocumentId,
+        model: &str,
+    ) -> StoreResult<(u32, u32)>;
+    /// Stores embeddings (content-addressed; an existing one for the same key is kept).
+    async fn put_embeddings(&self, model: &str, embeddings: &[Embedding]) -> StoreResult<()>;
+    /// Atomically replaces the document's live chunks with its staged ones (search rows
+    /// included) and clears staging. Fails with `Conflict` if a staged chunk lacks an embedding
+    /// for `model`. Returns the number of live chunks.
+    async fn publish_staged(
+        &self,
+        document_id: DocumentId,
+        model: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<u32>;
+    /// Live chunks of a document in order (for tests and exports).
+    async fn live_chunks(&self, document_id: DocumentId) -> StoreResult<Vec<ChunkRecord>>;
+
+    // ---- search ----------------------------------------------------------------------------
+
+    /// Keyword search over live chunks visible in `scope`, best first (higher score is better).
+    async fn keyword_search(&self, query: &SearchQuery<'_>) -> StoreResult<Vec<ChunkHit>>;
+    /// Nearest live chunks by cosine similarity to `vector` for `model`, best first.
+    async fn vector_search(
+        &self,
+        query: &SearchQuery<'_>,
+        model: &str,
+        vector: &[f32],
+    ) -> StoreResult<Vec<ChunkHit>>;
+}
+
+/// Transition parameters for [`Store::transition`].
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub from: JobStatus,
+    pub to: JobStatus,
+    /// When set, the change applies only if the job is leased by this worker.
+    pub lease_owner: Option<String>,
+    /// For `queued`/`retrying`: when the job becomes eligible (defaults to now).
+    pub run_at: Option<OffsetDateTime>,
+    /// For `waiting`: when to wake it.
+    pub wake_at: Option<OffsetDateTime>,
+    /// Set on `failed` (and kept as `last_error` on `retrying`).
+    pub error: Option<JobError>,
+    /// Short, content-free note for the event (e.g. "lease expired", "shutdown").
+    pub detail: Option<String>,
+    pub stage_duration: Option<Duration>,
+}
+
+impl Transition {
+    pub fn new(from: JobStatus, to: JobStatus) -> Self {
+        Self {
+            from,
+            to,
+            lease_owner: None,
+            run_at: None,
+            wake_at: None,
+            error: None,
+            detail: None,
+            stage_duration: None,
+        }
+    }
+
+    pub fn leased_by(mut self, worker: &str) -> Self {
+        self.lease_owner = Some(worker.to_owned());
+        self
+    }
+
+    pub fn run_at(mut self, at: OffsetDateTime) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+
+    pub fn error(mut self, error: JobError) -> Self {
+        self.error = Some(error);
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn took(mut self, duration: Duration) -> Self {
+        self.stage_duration = Some(duration);
+        self
+    }
+}
