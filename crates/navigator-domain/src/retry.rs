@@ -73,7 +73,10 @@ mod tests {
     fn gives_up_at_the_last_attempt() {
         let p = RetryPolicy::default();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        assert!(matches!(p.decide(4, &mut rng), RetryDecision::RetryAfter(_)));
+        assert!(matches!(
+            p.decide(4, &mut rng),
+            RetryDecision::RetryAfter(_)
+        ));
         assert_eq!(p.decide(5, &mut rng), RetryDecision::GiveUp);
     }
 
@@ -87,8 +90,14 @@ mod tests {
                 RetryDecision::GiveUp => unreachable!(),
             })
             .collect();
-        let low = delays.iter().filter(|d| **d < Duration::from_secs(3)).count();
-        let high = delays.iter().filter(|d| **d > Duration::from_secs(9)).count();
+        let low = delays
+            .iter()
+            .filter(|d| **d < Duration::from_secs(3))
+            .count();
+        let high = delays
+            .iter()
+            .filter(|d| **d > Duration::from_secs(9))
+            .count();
         // Uniform on [0, 12 s]: about a quarter of draws in each of these tails.
         assert!(low > 350 && high > 350, "low={low} high={high}");
     }

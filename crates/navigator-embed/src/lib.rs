@@ -2,9 +2,30 @@
 //!
 //! Main types: [`Embedder`] (turns texts into L2-normalised vectors, in batches), [`TokenCounter`]
 //! (counts text in the embedder's own tokens, so the chunker can bound chunks by what the model
-//! really reads), and the implementations.
+//! really reads), and the implementations:
+//!
+//! - [`LocalMiniLm`]: all-MiniLM-L6-v2 run on the CPU with candle, offline. The model files are
+//!   installed by `scripts/fetch-model.sh` into [`default_model_dir`].
+//! - [`WordPieceCounter`]: that model's tokenizer alone, for the chunker (no weights loaded).
+//! - [`HashEmbedder`]: a deterministic feature-hashing embedder for tests that need vectors but
+//!   not the model.
+//!
+//! Key design choice: nothing is ever truncated. The model reads at most
+//! [`MINILM_MAX_INPUT_TOKENS`] tokens; longer inputs are refused with
+//! [`EmbedError::InputTooLong`], so a vector always describes the whole chunk it is stored with.
 
 #![forbid(unsafe_code)]
+
+mod hash;
+mod local;
+mod wordpiece;
+
+pub use hash::{HASH_DIMENSIONS, HASH_MAX_INPUT_TOKENS, HASH_MODEL_ID, HashEmbedder};
+pub use local::{
+    DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS, LocalMiniLm, LocalOptions, MINILM_DIMENSIONS,
+    MINILM_MODEL_ID, MODEL_DIR_ENV, default_model_dir,
+};
+pub use wordpiece::{MINILM_MAX_INPUT_TOKENS, WordPieceCounter};
 
 use navigator_domain::ErrorCode;
 

@@ -1,1 +1,1897 @@
-//! conformance
+//! The conformance suite every [`Store`] backend must pass.
+//!
+//! Main items: the [`store_conformance_tests!`](crate::store_conformance_tests) macro, which
+//! stamps out one `#[tokio::test]` per case for a backend, and the cases themselves as
+//! `pub async fn(Arc<dyn Store>)`, so a backend can also call them one by one.
+//!
+//! Key design choice: each case gets a fresh, migrated store from the backend's factory and drives
+//! it only through the trait, with `now` injected (no sleeps). A case that passes on SQLite and
+//! fails on another backend is a bug in that backend or in the contract's wording, never a flaky
+//! test.
+//!
+//! ```ignore
+//! navigator_store::store_conformance_tests!(|| async {
+//!     SqliteStore::connect("sqlite::memory:").await.unwrap()
+//! });
+//! ```
+
+use crate::{Created, DocumentStatus};
+use crate::{
+    Embedding, JobError, JobRecord, NewChunk, NewDocument, OwnerScope, SearchQuery, Store,
+    StoreError, StoreResult, Transition,
+};
+use navigator_domain::job::{TRANSITIONS, transition_allowed};
+use navigator_domain::{
+    ChunkId, DocumentId, ErrorCode, JobStatus, MediaType, OwnerId, Sha256Hex, Stage,
+};
+use std::any::Any;
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+/// A store under test, plus whatever must live as long as it (a temporary directory, a
+/// database handle to drop afterwards).
+pub struct Fixture {
+    store: Arc<dyn Store>,
+    _guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl Fixture {
+    pub fn new(store: impl Store) -> Self {
+        Self {
+            store: Arc::new(store),
+            _guard: None,
+        }
+    }
+
+    /// Keeps `guard` alive until the case has finished.
+    pub fn with_guard(mut self, guard: impl Any + Send + Sync) -> Self {
+        self._guard = Some(Box::new(guard));
+        self
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+}
+
+impl<S: Store> From<S> for Fixture {
+    fn from(store: S) -> Self {
+        Fixture::new(store)
+    }
+}
+
+/// Stamps out one `#[tokio::test]` per conformance case. The argument is a factory: a closure
+/// returning a future of a fresh store (`impl Store`) or of a [`Fixture`]. Each case migrates
+/// its store first.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:expr) => {
+        $crate::store_conformance_tests!(@cases $factory;
+            migrating_twice_is_harmless_and_every_migration_is_listed_as_applied,
+            created_documents_can_be_fetched_and_listed_with_a_cursor,
+            uploading_the_same_bytes_again_returns_the_existing_document,
+            reusing_an_idempotency_key_returns_the_existing_document,
+            another_owner_uploading_the_same_bytes_gets_a_new_document,
+            other_owners_documents_and_jobs_are_not_found,
+            jobs_can_be_listed_by_status_with_a_cursor,
+            document_status_follows_its_current_job,
+            page_counts_and_progress_are_stored,
+            claim_returns_the_earliest_eligible_job_and_skips_future_ones,
+            concurrent_claims_never_return_the_same_job,
+            claim_skips_jobs_leased_by_another_worker,
+            lease_renewal_by_another_worker_is_stale,
+            every_transition_outside_the_table_is_refused_as_illegal,
+            transition_from_a_stale_status_is_refused,
+            transition_by_a_worker_that_lost_the_lease_is_refused,
+            transitions_of_a_missing_job_are_not_found,
+            a_job_becomes_running_only_through_a_claim,
+            retrying_failing_completing_and_waiting_record_their_effects,
+            rescue_moves_only_expired_leases_to_retrying,
+            retry_is_only_allowed_from_failed_and_resets_attempts,
+            advancing_a_stage_resets_attempts_and_records_an_event,
+            job_events_are_returned_in_sequence_order,
+            staging_chunks_is_idempotent_and_replaces_earlier_staging,
+            missing_embeddings_are_deduplicated_and_shrink_after_put,
+            publish_refuses_while_an_embedding_is_missing,
+            publish_atomically_replaces_the_previous_live_set,
+            publishing_again_with_nothing_staged_keeps_the_live_set,
+            deleting_a_document_removes_everything_derived_from_it,
+            deleting_a_document_keeps_embeddings_another_document_uses,
+            keyword_search_ranks_the_chunk_with_the_words_first,
+            keyword_search_is_owner_scoped_and_filters_documents,
+            keyword_search_survives_hostile_queries,
+            vector_search_returns_the_nearest_chunk_first,
+            vector_search_respects_scope_and_document_filter,
+            queue_stats_count_every_status_and_the_oldest_eligible_age,
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let fixture = $crate::conformance::Fixture::from((($factory)()).await);
+                let store = fixture.store();
+                store.migrate().await.expect("migrate");
+                $crate::conformance::$case(store).await;
+                drop(fixture);
+            }
+        )*
+    };
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+const MODEL: &str = "test-model";
+const LEASE: Duration = Duration::from_secs(30);
+
+fn t0() -> OffsetDateTime {
+    datetime!(2030-01-01 00:00 UTC)
+}
+
+fn at(secs: i64) -> OffsetDateTime {
+    t0() + time::Duration::seconds(secs)
+}
+
+fn owner(name: &str) -> OwnerId {
+    OwnerId::parse(name).expect("owner id")
+}
+
+fn new_document(owner: &OwnerId, content: &str) -> NewDocument {
+    NewDocument {
+        id: DocumentId::new_v7(),
+        job_id: navigator_domain::JobId::new_v7(),
+        owner: owner.clone(),
+        filename: "notes.txt".to_owned(),
+        media_type: MediaType::Text,
+        bytes: content.len() as u64,
+        sha256: Sha256Hex::of(content.as_bytes()),
+        metadata: serde_json::json!({ "source": "conformance" }),
+        idempotency_key: None,
+    }
+}
+
+async fn create(
+    store: &Arc<dyn Store>,
+    owner: &OwnerId,
+    content: &str,
+    now: OffsetDateTime,
+) -> Created {
+    let created = store
+        .create_document(new_document(owner, content), now)
+        .await
+        .expect("create document");
+    assert!(!created.duplicate, "{content:?} must be new");
+    created
+}
+
+fn chunk(document: DocumentId, version: &str, ord: u32, text: &str) -> NewChunk {
+    NewChunk {
+        id: ChunkId::derive(document, "test", version, ord),
+        ord,
+        text: text.to_owned(),
+        text_sha256: Sha256Hex::of(text.as_bytes()),
+        page_start: ord + 1,
+        page_end: ord + 1,
+        section: format!("Section {ord}"),
+        token_count: text.split_whitespace().count() as u32,
+        chunker: "test".to_owned(),
+        chunker_version: version.to_owned(),
+    }
+}
+
+fn embedding(text: &str, vector: &[f32]) -> Embedding {
+    Embedding {
+        text_sha256: Sha256Hex::of(text.as_bytes()),
+        vector: vector.to_vec(),
+    }
+}
+
+/// Stages, embeds and publishes `texts` (with their vectors) as the live set of `created`.
+async fn publish(
+    store: &Arc<dyn Store>,
+    created: &Created,
+    version: &str,
+    texts: &[(&str, [f32; 3])],
+) -> Vec<NewChunk> {
+    let doc = created.document.id;
+    let chunks: Vec<NewChunk> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, (text, _))| chunk(doc, version, i as u32, text))
+        .collect();
+    store
+        .stage_chunks(doc, &created.document.owner, &chunks)
+        .await
+        .expect("stage");
+    let embeddings: Vec<Embedding> = texts.iter().map(|(t, v)| embedding(t, v)).collect();
+    store
+        .put_embeddings(MODEL, &embeddings)
+        .await
+        .expect("put embeddings");
+    let published = store
+        .publish_staged(doc, MODEL, t0())
+        .await
+        .expect("publish");
+    assert_eq!(published as usize, texts.len());
+    chunks
+}
+
+fn search<'a>(scope: &'a OwnerScope, text: &'a str) -> SearchQuery<'a> {
+    SearchQuery {
+        scope,
+        text,
+        document_ids: None,
+        limit: 10,
+    }
+}
+
+#[track_caller]
+fn assert_not_found<T: Debug>(result: StoreResult<T>) {
+    match result {
+        Err(StoreError::NotFound) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_stale<T: Debug>(result: StoreResult<T>) {
+    match result {
+        Err(StoreError::StaleState { .. }) => {}
+        other => panic!("expected StaleState, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_conflict<T: Debug>(result: StoreResult<T>) {
+    match result {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+async fn job(store: &Arc<dyn Store>, created: &Created) -> JobRecord {
+    store
+        .get_job(&OwnerScope::All, created.job.id)
+        .await
+        .expect("get job")
+}
+
+async fn claim(store: &Arc<dyn Store>, worker: &str, now: OffsetDateTime) -> JobRecord {
+    store
+        .claim_job(worker, LEASE, now)
+        .await
+        .expect("claim")
+        .expect("a job to claim")
+}
+
+fn error(code: ErrorCode, message: &str) -> JobError {
+    JobError {
+        code,
+        message: message.to_owned(),
+    }
+}
+
+// ---- lifecycle and documents ---------------------------------------------------------------
+
+pub async fn migrating_twice_is_harmless_and_every_migration_is_listed_as_applied(
+    store: Arc<dyn Store>,
+) {
+    store.migrate().await.expect("second migrate");
+    let status = store.migration_status().await.expect("status");
+    assert!(!status.is_empty());
+    assert!(status.iter().all(|m| m.applied), "{status:?}");
+    let versions: Vec<i64> = status.iter().map(|m| m.version).collect();
+    let mut sorted = versions.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(versions, sorted, "versions ascending and unique");
+    store.ping().await.expect("ping");
+}
+
+pub async fn created_documents_can_be_fetched_and_listed_with_a_cursor(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let created = create(&store, &alice, &format!("doc {i}"), at(i)).await;
+        let doc = &created.document;
+        assert_eq!(doc.owner, alice);
+        assert_eq!(doc.status, DocumentStatus::Processing);
+        assert_eq!(doc.chunks, 0);
+        assert_eq!(doc.pages, None);
+        assert_eq!(doc.current_job_id, created.job.id);
+        assert_eq!(doc.created_at, at(i));
+        assert_eq!(doc.metadata, serde_json::json!({ "source": "conformance" }));
+        assert_eq!(created.job.status, JobStatus::Queued);
+        assert_eq!(created.job.stage, Stage::Parse);
+        assert_eq!(created.job.attempts, 0);
+        assert_eq!(created.job.run_at, at(i));
+        assert_eq!(created.job.document_id, doc.id);
+        let fetched = store
+            .get_document(&OwnerScope::Owner(alice.clone()), doc.id)
+            .await
+            .expect("get");
+        assert_eq!(&fetched, doc);
+        ids.push(doc.id);
+    }
+    ids.sort();
+
+    let scope = OwnerScope::Owner(alice.clone());
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_documents(&scope, after, 2).await.expect("list");
+        assert!(page.len() <= 2);
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|d| d.id);
+        seen.extend(page.into_iter().map(|d| d.id));
+    }
+    assert_eq!(seen, ids);
+}
+
+pub async fn uploading_the_same_bytes_again_returns_the_existing_document(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let first = create(&store, &alice, "same bytes", t0()).await;
+    let mut again = new_document(&alice, "same bytes");
+    again.filename = "renamed.txt".to_owned();
+    let second = store.create_document(again, at(5)).await.expect("create");
+    assert!(second.duplicate);
+    assert_eq!(second.document.id, first.document.id);
+    assert_eq!(second.document.filename, "notes.txt");
+    assert_eq!(second.job.id, first.job.id);
+    let jobs = store
+        .list_jobs(&OwnerScope::All, None, None, 100)
+        .await
+        .expect("list jobs");
+    assert_eq!(jobs.len(), 1, "a duplicate creates no job");
+}
+
+pub async fn reusing_an_idempotency_key_returns_the_existing_document(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let mut first = new_document(&alice, "version one");
+    first.idempotency_key = Some("key-1".to_owned());
+    let first = store.create_document(first, t0()).await.expect("create");
+    assert!(!first.duplicate);
+
+    let mut retry = new_document(&alice, "different bytes");
+    retry.idempotency_key = Some("key-1".to_owned());
+    let retry = store.create_document(retry, at(1)).await.expect("create");
+    assert!(retry.duplicate);
+    assert_eq!(retry.document.id, first.document.id);
+
+    let mut other_key = new_document(&alice, "different bytes");
+    other_key.idempotency_key = Some("key-2".to_owned());
+    let other_key = store
+        .create_document(other_key, at(2))
+        .await
+        .expect("create");
+    assert!(!other_key.duplicate);
+
+    let mut bob_doc = new_document(&owner("bob"), "bob's bytes");
+    bob_doc.idempotency_key = Some("key-1".to_owned());
+    let bob_doc = store.create_document(bob_doc, at(3)).await.expect("create");
+    assert!(!bob_doc.duplicate, "idempotency keys are per owner");
+}
+
+pub async fn another_owner_uploading_the_same_bytes_gets_a_new_document(store: Arc<dyn Store>) {
+    let alice_doc = create(&store, &owner("alice"), "shared bytes", t0()).await;
+    let bob_doc = create(&store, &owner("bob"), "shared bytes", t0()).await;
+    assert_ne!(alice_doc.document.id, bob_doc.document.id);
+    assert_ne!(alice_doc.job.id, bob_doc.job.id);
+    assert_eq!(alice_doc.document.sha256, bob_doc.document.sha256);
+}
+
+pub async fn other_owners_documents_and_jobs_are_not_found(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let bob = OwnerScope::Owner(owner("bob"));
+    let created = create(&store, &alice, "alice's", t0()).await;
+    let (doc, job_id) = (created.document.id, created.job.id);
+
+    assert_not_found(store.get_document(&bob, doc).await);
+    assert!(
+        store
+            .list_documents(&bob, None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_not_found(store.get_job(&bob, job_id).await);
+    assert!(
+        store
+            .list_jobs(&bob, None, None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_not_found(store.delete_document(&bob, doc, at(1)).await);
+    assert_not_found(store.retry_job(&bob, job_id, at(1)).await);
+
+    // Nothing happened to it, and operators see it.
+    let all = store
+        .get_document(&OwnerScope::All, doc)
+        .await
+        .expect("get");
+    assert_eq!(all, created.document);
+    assert_eq!(
+        store
+            .list_documents(&OwnerScope::All, None, 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert_eq!(job(&store, &created).await, created.job);
+}
+
+pub async fn jobs_can_be_listed_by_status_with_a_cursor(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            create(&store, &alice, &format!("job {i}"), t0())
+                .await
+                .job
+                .id,
+        );
+    }
+    ids.sort();
+    let running = claim(&store, "w1", at(1)).await;
+
+    let scope = OwnerScope::Owner(alice);
+    let first = store.list_jobs(&scope, None, None, 3).await.expect("list");
+    let rest = store
+        .list_jobs(&scope, None, first.last().map(|j| j.id), 3)
+        .await
+        .expect("list");
+    let all: Vec<_> = first.iter().chain(&rest).map(|j| j.id).collect();
+    assert_eq!(all, ids);
+
+    let only_running = store
+        .list_jobs(&scope, Some(JobStatus::Running), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(only_running.len(), 1);
+    assert_eq!(only_running[0].id, running.id);
+    let queued = store
+        .list_jobs(&scope, Some(JobStatus::Queued), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(queued.len(), 3);
+    assert!(queued.iter().all(|j| j.status == JobStatus::Queued));
+}
+
+pub async fn document_status_follows_its_current_job(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let scope = OwnerScope::All;
+    let ok = create(&store, &alice, "will succeed", t0()).await;
+    let running = claim(&store, "w1", at(1)).await;
+    assert_eq!(running.id, ok.job.id);
+    store
+        .transition(
+            ok.job.id,
+            Transition::new(JobStatus::Running, JobStatus::Complete).leased_by("w1"),
+            at(2),
+        )
+        .await
+        .expect("complete");
+    let doc = store
+        .get_document(&scope, ok.document.id)
+        .await
+        .expect("get");
+    assert_eq!(doc.status, DocumentStatus::Ready);
+
+    let bad = create(&store, &alice, "will fail", at(3)).await;
+    claim(&store, "w1", at(4)).await;
+    store
+        .transition(
+            bad.job.id,
+            Transition::new(JobStatus::Running, JobStatus::Failed)
+                .leased_by("w1")
+                .error(error(ErrorCode::CorruptDocument, "corrupt")),
+            at(5),
+        )
+        .await
+        .expect("fail");
+    let doc = store
+        .get_document(&scope, bad.document.id)
+        .await
+        .expect("get");
+    assert_eq!(doc.status, DocumentStatus::Failed);
+}
+
+pub async fn page_counts_and_progress_are_stored(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "paged", t0()).await;
+    store
+        .set_document_pages(created.document.id, 12)
+        .await
+        .expect("pages");
+    let progress = crate::Progress {
+        pages: Some(12),
+        chunks_total: Some(40),
+        chunks_embedded: 17,
+    };
+    store
+        .set_progress(created.job.id, progress)
+        .await
+        .expect("progress");
+    let doc = store
+        .get_document(&OwnerScope::All, created.document.id)
+        .await
+        .expect("get");
+    assert_eq!(doc.pages, Some(12));
+    assert_eq!(job(&store, &created).await.progress, progress);
+
+    assert_not_found(store.set_document_pages(DocumentId::new_v7(), 1).await);
+    assert_not_found(
+        store
+            .set_progress(navigator_domain::JobId::new_v7(), progress)
+            .await,
+    );
+}
+
+// ---- claims and leases ---------------------------------------------------------------------
+
+pub async fn claim_returns_the_earliest_eligible_job_and_skips_future_ones(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let later = create(&store, &alice, "later", at(2)).await;
+    let earlier = create(&store, &alice, "earlier", at(1)).await;
+    let future = create(&store, &alice, "future", at(60)).await;
+
+    let first = claim(&store, "w1", at(5)).await;
+    assert_eq!(first.id, earlier.job.id);
+    assert_eq!(first.status, JobStatus::Running);
+    assert_eq!(first.lease_owner.as_deref(), Some("w1"));
+    assert_eq!(first.lease_expires_at, Some(at(5) + LEASE));
+    assert_eq!(first.attempts, 1);
+    assert_eq!(first.wake_at, None);
+
+    let second = claim(&store, "w2", at(5)).await;
+    assert_eq!(second.id, later.job.id);
+
+    assert!(
+        store
+            .claim_job("w3", LEASE, at(5))
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let third = claim(&store, "w3", at(60)).await;
+    assert_eq!(third.id, future.job.id, "eligible once run_at has passed");
+}
+
+pub async fn concurrent_claims_never_return_the_same_job(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    for i in 0..3 {
+        create(&store, &alice, &format!("job {i}"), t0()).await;
+    }
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.claim_job(&format!("worker-{w}"), LEASE, at(1)).await
+        }));
+    }
+    let mut claimed = Vec::new();
+    let mut empty = 0;
+    for task in tasks {
+        match task.await.expect("task").expect("claim") {
+            Some(job) => claimed.push(job.id),
+            None => empty += 1,
+        }
+    }
+    let distinct: HashSet<_> = claimed.iter().collect();
+    assert_eq!(claimed.len(), 3);
+    assert_eq!(distinct.len(), 3, "a job was claimed twice: {claimed:?}");
+    assert_eq!(empty, 5);
+}
+
+pub async fn claim_skips_jobs_leased_by_another_worker(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "one job", t0()).await;
+    claim(&store, "w1", at(1)).await;
+    assert!(
+        store
+            .claim_job("w2", LEASE, at(2))
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    // Even past its lease, a running job is the rescuer's, not a claimer's.
+    assert!(
+        store
+            .claim_job("w2", LEASE, at(120))
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let rescued = store.rescue_expired(at(120)).await.expect("rescue");
+    assert_eq!(rescued, vec![created.job.id]);
+    let reclaimed = claim(&store, "w2", at(121)).await;
+    assert_eq!(reclaimed.id, created.job.id);
+    assert_eq!(reclaimed.lease_owner.as_deref(), Some("w2"));
+    assert_eq!(reclaimed.attempts, 2);
+}
+
+pub async fn lease_renewal_by_another_worker_is_stale(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "leased", t0()).await;
+    let id = created.job.id;
+    claim(&store, "w1", at(1)).await;
+    assert_stale(store.renew_lease(id, "w2", LEASE, at(10)).await);
+    assert_eq!(
+        job(&store, &created).await.lease_expires_at,
+        Some(at(1) + LEASE)
+    );
+    store
+        .renew_lease(id, "w1", LEASE, at(10))
+        .await
+        .expect("renew");
+    let renewed = job(&store, &created).await;
+    assert_eq!(renewed.lease_expires_at, Some(at(10) + LEASE));
+    assert_eq!(renewed.lease_owner.as_deref(), Some("w1"));
+    assert_not_found(
+        store
+            .renew_lease(navigator_domain::JobId::new_v7(), "w1", LEASE, at(10))
+            .await,
+    );
+
+    store
+        .transition(
+            id,
+            Transition::new(JobStatus::Running, JobStatus::Complete).leased_by("w1"),
+            at(11),
+        )
+        .await
+        .expect("complete");
+    assert_stale(store.renew_lease(id, "w1", LEASE, at(12)).await);
+}
+
+// ---- the transition table ------------------------------------------------------------------
+
+/// A fresh job driven into `status` through legal moves only. Leaves no other job claimable.
+async fn job_in_status(store: &Arc<dyn Store>, status: JobStatus) -> Created {
+    let created = create(store, &owner("alice"), &format!("job in {status}"), t0()).await;
+    let id = created.job.id;
+    let from_running = |to: JobStatus| Transition::new(JobStatus::Running, to).leased_by("w1");
+    match status {
+        JobStatus::Queued => {}
+        JobStatus::Cancelled => {
+            store
+                .transition(id, Transition::new(JobStatus::Queued, status), at(1))
+                .await
+                .expect("cancel");
+        }
+        _ => {
+            assert_eq!(claim(store, "w1", at(1)).await.id, id);
+            let change = match status {
+                JobStatus::Running => None,
+                JobStatus::Waiting => Some(Transition {
+                    wake_at: Some(at(3600)),
+                    ..from_running(status)
+                }),
+                JobStatus::Retrying => Some(
+                    from_running(status)
+                        .run_at(at(3600))
+                        .error(error(ErrorCode::Timeout, "timed out")),
+                ),
+                JobStatus::Failed => {
+                    Some(from_running(status).error(error(ErrorCode::CorruptDocument, "corrupt")))
+                }
+                _ => Some(from_running(status)),
+            };
+            if let Some(change) = change {
+                store.transition(id, change, at(2)).await.expect("drive");
+            }
+        }
+    }
+    assert_eq!(job(store, &created).await.status, status);
+    created
+}
+
+pub async fn every_transition_outside_the_table_is_refused_as_illegal(store: Arc<dyn Store>) {
+    let mut refused = 0;
+    for from in JobStatus::ALL {
+        let created = job_in_status(&store, from).await;
+        let id = created.job.id;
+        for to in JobStatus::ALL {
+            if transition_allowed(from, to) {
+                continue;
+            }
+            let before = job(&store, &created).await;
+            let events_before = store.job_events(id, 0).await.expect("events").len();
+            let mut change = Transition::new(from, to)
+                .run_at(at(10))
+                .error(error(ErrorCode::Internal, "illegal"))
+                .detail("illegal");
+            if before.lease_owner.is_some() {
+                change = change.leased_by("w1");
+            }
+            match store.transition(id, change, at(10)).await {
+                Err(StoreError::Illegal { from: f, to: t }) => {
+                    assert_eq!((f, t), (from, to));
+                }
+                other => panic!("{from} -> {to} must be Illegal, got {other:?}"),
+            }
+            assert_eq!(
+                job(&store, &created).await,
+                before,
+                "{from} -> {to} changed the row"
+            );
+            assert_eq!(
+                store.job_events(id, 0).await.expect("events").len(),
+                events_before,
+                "{from} -> {to} recorded an event"
+            );
+            refused += 1;
+        }
+        // Park it so the next status's claim picks the next job.
+        if from.is_claimable() || from == JobStatus::Running || from == JobStatus::Waiting {
+            store
+                .transition(id, Transition::new(from, JobStatus::Cancelled), at(20))
+                .await
+                .expect("park");
+        }
+    }
+    assert_eq!(refused, 49 - TRANSITIONS.len());
+}
+
+pub async fn transition_from_a_stale_status_is_refused(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "queued job", t0()).await;
+    let before = job(&store, &created).await;
+    assert_stale(
+        store
+            .transition(
+                created.job.id,
+                Transition::new(JobStatus::Running, JobStatus::Complete),
+                at(1),
+            )
+            .await,
+    );
+    assert_stale(
+        store
+            .transition(
+                created.job.id,
+                Transition::new(JobStatus::Failed, JobStatus::Queued),
+                at(1),
+            )
+            .await,
+    );
+    assert_eq!(job(&store, &created).await, before);
+
+    // The first of two racing cancellations wins; the second is stale.
+    store
+        .transition(
+            created.job.id,
+            Transition::new(JobStatus::Queued, JobStatus::Cancelled),
+            at(2),
+        )
+        .await
+        .expect("cancel");
+    assert_stale(
+        store
+            .transition(
+                created.job.id,
+                Transition::new(JobStatus::Queued, JobStatus::Cancelled),
+                at(3),
+            )
+            .await,
+    );
+}
+
+pub async fn transition_by_a_worker_that_lost_the_lease_is_refused(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "contested", t0()).await;
+    claim(&store, "w1", at(1)).await;
+    let before = job(&store, &created).await;
+    assert_stale(
+        store
+            .transition(
+                created.job.id,
+                Transition::new(JobStatus::Running, JobStatus::Complete).leased_by("w2"),
+                at(2),
+            )
+            .await,
+    );
+    assert_eq!(job(&store, &created).await, before);
+    assert_stale(
+        store
+            .advance_stage(created.job.id, "w2", Stage::Chunk, Duration::ZERO, at(2))
+            .await,
+    );
+    assert_eq!(job(&store, &created).await, before);
+}
+
+pub async fn transitions_of_a_missing_job_are_not_found(store: Arc<dyn Store>) {
+    let missing = navigator_domain::JobId::new_v7();
+    assert_not_found(
+        store
+            .transition(
+                missing,
+                Transition::new(JobStatus::Queued, JobStatus::Cancelled),
+                t0(),
+            )
+            .await,
+    );
+    assert_not_found(store.get_job(&OwnerScope::All, missing).await);
+    assert_not_found(store.retry_job(&OwnerScope::All, missing, t0()).await);
+    assert_not_found(
+        store
+            .advance_stage(missing, "w1", Stage::Chunk, Duration::ZERO, t0())
+            .await,
+    );
+    assert_not_found(store.job_events(missing, 0).await);
+}
+
+pub async fn a_job_becomes_running_only_through_a_claim(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "no shortcut", t0()).await;
+    let before = job(&store, &created).await;
+    let result = store
+        .transition(
+            created.job.id,
+            Transition::new(JobStatus::Queued, JobStatus::Running),
+            at(1),
+        )
+        .await;
+    assert!(result.is_err(), "a running job needs a lease: {result:?}");
+    assert_eq!(job(&store, &created).await, before);
+}
+
+pub async fn retrying_failing_completing_and_waiting_record_their_effects(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "effects", t0()).await;
+    let id = created.job.id;
+    claim(&store, "w1", at(1)).await;
+
+    let timeout = error(ErrorCode::Timeout, "upstream timed out");
+    let retrying = store
+        .transition(
+            id,
+            Transition::new(JobStatus::Running, JobStatus::Retrying)
+                .leased_by("w1")
+                .run_at(at(30))
+                .error(timeout.clone()),
+            at(2),
+        )
+        .await
+        .expect("retrying");
+    assert_eq!(retrying.status, JobStatus::Retrying);
+    assert_eq!(retrying.run_at, at(30));
+    assert_eq!(retrying.error, Some(timeout));
+    assert_eq!(retrying.lease_owner, None);
+    assert_eq!(retrying.lease_expires_at, None);
+    assert_eq!(retrying.finished_at, None);
+    assert!(
+        store
+            .claim_job("w2", LEASE, at(29))
+            .await
+            .expect("claim")
+            .is_none()
+    );
+
+    let again = claim(&store, "w2", at(30)).await;
+    assert_eq!(again.attempts, 2);
+    let waiting = store
+        .transition(
+            id,
+            Transition {
+                wake_at: Some(at(600)),
+                ..Transition::new(JobStatus::Running, JobStatus::Waiting).leased_by("w2")
+            },
+            at(31),
+        )
+        .await
+        .expect("waiting");
+    assert_eq!(waiting.wake_at, Some(at(600)));
+    assert_eq!(waiting.lease_owner, None);
+    assert!(
+        store
+            .claim_job("w3", LEASE, at(700))
+            .await
+            .expect("claim")
+            .is_none()
+    );
+
+    let queued = store
+        .transition(
+            id,
+            Transition::new(JobStatus::Waiting, JobStatus::Queued),
+            at(40),
+        )
+        .await
+        .expect("wake");
+    assert_eq!(queued.run_at, at(40));
+    assert_eq!(queued.wake_at, None);
+    claim(&store, "w3", at(41)).await;
+
+    let exhausted = error(ErrorCode::RetriesExhausted, "gave up");
+    let failed = store
+        .transition(
+            id,
+            Transition::new(JobStatus::Running, JobStatus::Failed)
+                .leased_by("w3")
+                .error(exhausted.clone())
+                .took(Duration::from_millis(250)),
+            at(42),
+        )
+        .await
+        .expect("fail");
+    assert_eq!(failed.error, Some(exhausted));
+    assert_eq!(failed.finished_at, Some(at(42)));
+    assert_eq!(failed.lease_owner, None);
+    let events = store.job_events(id, 0).await.expect("events");
+    let last = events.last().expect("event");
+    assert_eq!(
+        (last.from, last.to),
+        (Some(JobStatus::Running), JobStatus::Failed)
+    );
+    assert_eq!(last.error_code, Some(ErrorCode::RetriesExhausted));
+    assert_eq!(last.worker.as_deref(), Some("w3"));
+    assert_eq!(last.duration_ms, Some(250));
+    assert_eq!(last.at, at(42));
+
+    let other = create(&store, &owner("alice"), "completes", at(50)).await;
+    claim(&store, "w4", at(51)).await;
+    let complete = store
+        .transition(
+            other.job.id,
+            Transition::new(JobStatus::Running, JobStatus::Complete).leased_by("w4"),
+            at(52),
+        )
+        .await
+        .expect("complete");
+    assert_eq!(complete.finished_at, Some(at(52)));
+    assert_eq!(complete.error, None);
+    assert_eq!(complete.lease_owner, None);
+}
+
+pub async fn rescue_moves_only_expired_leases_to_retrying(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let short = create(&store, &alice, "short lease", t0()).await;
+    let long = create(&store, &alice, "long lease", at(1)).await;
+    let queued = create(&store, &alice, "never claimed", at(500)).await;
+    store
+        .claim_job("w1", Duration::from_secs(30), at(2))
+        .await
+        .expect("claim")
+        .expect("short");
+    store
+        .claim_job("w2", Duration::from_secs(300), at(2))
+        .await
+        .expect("claim")
+        .expect("long");
+
+    assert!(
+        store
+            .rescue_expired(at(32))
+            .await
+            .expect("rescue")
+            .is_empty(),
+        "not yet expired"
+    );
+    let rescued = store.rescue_expired(at(60)).await.expect("rescue");
+    assert_eq!(rescued, vec![short.job.id]);
+
+    let rescued_job = job(&store, &short).await;
+    assert_eq!(rescued_job.status, JobStatus::Retrying);
+    assert_eq!(rescued_job.run_at, at(60));
+    assert_eq!(rescued_job.lease_owner, None);
+    assert_eq!(rescued_job.lease_expires_at, None);
+    assert!(
+        rescued_job.error.is_some(),
+        "the rescue is recorded as the last error"
+    );
+    let events = store.job_events(short.job.id, 0).await.expect("events");
+    let last = events.last().expect("event");
+    assert_eq!(
+        (last.from, last.to),
+        (Some(JobStatus::Running), JobStatus::Retrying)
+    );
+    assert!(
+        last.detail.as_deref().unwrap_or_default().contains("lease"),
+        "{last:?}"
+    );
+    assert_eq!(last.at, at(60));
+
+    assert_eq!(job(&store, &long).await.status, JobStatus::Running);
+    assert_eq!(job(&store, &queued).await.status, JobStatus::Queued);
+    assert!(
+        store
+            .rescue_expired(at(60))
+            .await
+            .expect("rescue")
+            .is_empty()
+    );
+}
+
+pub async fn retry_is_only_allowed_from_failed_and_resets_attempts(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let scope = OwnerScope::Owner(alice.clone());
+    let created = create(&store, &alice, "flaky", t0()).await;
+    let id = created.job.id;
+    assert_stale(store.retry_job(&scope, id, at(1)).await);
+
+    claim(&store, "w1", at(1)).await;
+    assert_stale(store.retry_job(&scope, id, at(2)).await);
+    store
+        .advance_stage(id, "w1", Stage::Chunk, Duration::from_secs(1), at(2))
+        .await
+        .expect("advance");
+    store
+        .transition(
+            id,
+            Transition::new(JobStatus::Running, JobStatus::Retrying).leased_by("w1"),
+            at(3),
+        )
+        .await
+        .expect("retrying");
+    claim(&store, "w1", at(4)).await;
+    store
+        .transition(
+            id,
+            Transition::new(JobStatus::Running, JobStatus::Failed)
+                .leased_by("w1")
+                .error(error(ErrorCode::RetriesExhausted, "gave up")),
+            at(5),
+        )
+        .await
+        .expect("fail");
+    // One attempt of `parse`, then (attempts reset by the stage change) one of `chunk`.
+    assert_eq!(job(&store, &created).await.attempts, 1);
+
+    assert_not_found(
+        store
+            .retry_job(&OwnerScope::Owner(owner("bob")), id, at(6))
+            .await,
+    );
+    let retried = store.retry_job(&scope, id, at(10)).await.expect("retry");
+    assert_eq!(retried.status, JobStatus::Queued);
+    assert_eq!(
+        retried.stage,
+        Stage::Chunk,
+        "retries resume at the failed stage"
+    );
+    assert_eq!(retried.attempts, 0);
+    assert_eq!(retried.error, None);
+    assert_eq!(retried.run_at, at(10));
+    assert_eq!(retried.finished_at, None);
+    assert_stale(store.retry_job(&scope, id, at(11)).await);
+    assert_eq!(claim(&store, "w2", at(10)).await.id, id);
+}
+
+pub async fn advancing_a_stage_resets_attempts_and_records_an_event(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "staged", t0()).await;
+    let id = created.job.id;
+    let claimed = claim(&store, "w1", at(1)).await;
+    assert_eq!(claimed.attempts, 1);
+    let advanced = store
+        .advance_stage(id, "w1", Stage::Chunk, Duration::from_millis(1500), at(3))
+        .await
+        .expect("advance");
+    assert_eq!(advanced.status, JobStatus::Running);
+    assert_eq!(advanced.stage, Stage::Chunk);
+    assert_eq!(advanced.attempts, 0);
+    assert_eq!(advanced.lease_owner.as_deref(), Some("w1"));
+    assert_eq!(advanced.lease_expires_at, claimed.lease_expires_at);
+
+    let events = store.job_events(id, 0).await.expect("events");
+    let last = events.last().expect("event");
+    assert_eq!(
+        (last.from, last.to),
+        (Some(JobStatus::Running), JobStatus::Running)
+    );
+    assert_eq!(
+        last.stage,
+        Stage::Parse,
+        "the event names the stage that completed"
+    );
+    assert_eq!(last.worker.as_deref(), Some("w1"));
+    assert_eq!(last.duration_ms, Some(1500));
+    assert_eq!(last.detail.as_deref(), Some("stage parse complete"));
+    assert_eq!(last.at, at(3));
+}
+
+pub async fn job_events_are_returned_in_sequence_order(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "eventful", t0()).await;
+    let id = created.job.id;
+    claim(&store, "w1", at(1)).await;
+    for (next, t) in [(Stage::Chunk, 2), (Stage::Embed, 3), (Stage::Index, 4)] {
+        store
+            .advance_stage(id, "w1", next, Duration::from_secs(1), at(t))
+            .await
+            .expect("advance");
+    }
+    store
+        .transition(
+            id,
+            Transition::new(JobStatus::Running, JobStatus::Complete).leased_by("w1"),
+            at(5),
+        )
+        .await
+        .expect("complete");
+
+    let events = store.job_events(id, 0).await.expect("events");
+    let moves: Vec<_> = events.iter().map(|e| (e.from, e.to)).collect();
+    use JobStatus::*;
+    assert_eq!(
+        moves,
+        vec![
+            (None, Queued),
+            (Some(Queued), Running),
+            (Some(Running), Running),
+            (Some(Running), Running),
+            (Some(Running), Running),
+            (Some(Running), Complete),
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(events.iter().all(|e| e.job_id == id));
+    let stages: Vec<_> = events.iter().map(|e| e.stage).collect();
+    assert_eq!(
+        stages,
+        vec![
+            Stage::Parse,
+            Stage::Parse,
+            Stage::Parse,
+            Stage::Chunk,
+            Stage::Embed,
+            Stage::Index
+        ]
+    );
+
+    let tail = store.job_events(id, events[3].seq).await.expect("tail");
+    assert_eq!(tail, events[4..].to_vec());
+    assert!(
+        store
+            .job_events(id, events[5].seq)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+}
+
+// ---- chunks and embeddings -----------------------------------------------------------------
+
+pub async fn staging_chunks_is_idempotent_and_replaces_earlier_staging(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "to chunk", t0()).await;
+    let doc = created.document.id;
+    let alice = &created.document.owner;
+    let chunks: Vec<_> = ["one", "two", "three"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| chunk(doc, "1", i as u32, t))
+        .collect();
+    store
+        .stage_chunks(doc, alice, &chunks)
+        .await
+        .expect("stage");
+    let first = store
+        .staged_texts_missing_embedding(doc, MODEL, 100)
+        .await
+        .expect("missing");
+    store
+        .stage_chunks(doc, alice, &chunks)
+        .await
+        .expect("stage again");
+    let second = store
+        .staged_texts_missing_embedding(doc, MODEL, 100)
+        .await
+        .expect("missing");
+    assert_eq!(first, second);
+    assert_eq!(second.len(), 3);
+    assert_eq!(
+        store
+            .staged_embedding_progress(doc, MODEL)
+            .await
+            .expect("progress"),
+        (3, 0)
+    );
+
+    store
+        .stage_chunks(doc, alice, &chunks[..2])
+        .await
+        .expect("restage");
+    assert_eq!(
+        store
+            .staged_embedding_progress(doc, MODEL)
+            .await
+            .expect("progress"),
+        (2, 0)
+    );
+    assert!(
+        store.live_chunks(doc).await.expect("live").is_empty(),
+        "staging is not live"
+    );
+
+    assert_not_found(
+        store
+            .stage_chunks(DocumentId::new_v7(), alice, &chunks)
+            .await,
+    );
+}
+
+pub async fn missing_embeddings_are_deduplicated_and_shrink_after_put(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "repetitive", t0()).await;
+    let doc = created.document.id;
+    let chunks = vec![
+        chunk(doc, "1", 0, "same text"),
+        chunk(doc, "1", 1, "other text"),
+        chunk(doc, "1", 2, "same text"),
+    ];
+    store
+        .stage_chunks(doc, &created.document.owner, &chunks)
+        .await
+        .expect("stage");
+    let missing = store
+        .staged_texts_missing_embedding(doc, MODEL, 100)
+        .await
+        .expect("missing");
+    assert_eq!(missing.len(), 2, "identical text is embedded once");
+    let texts: HashSet<_> = missing.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, HashSet::from(["same text", "other text"]));
+    for m in &missing {
+        assert_eq!(m.text_sha256, Sha256Hex::of(m.text.as_bytes()));
+    }
+    assert_eq!(
+        store
+            .staged_texts_missing_embedding(doc, MODEL, 1)
+            .await
+            .expect("limit")
+            .len(),
+        1
+    );
+
+    store
+        .put_embeddings(MODEL, &[embedding("same text", &[1.0, 0.0, 0.0])])
+        .await
+        .expect("put");
+    let missing = store
+        .staged_texts_missing_embedding(doc, MODEL, 100)
+        .await
+        .expect("missing");
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0].text, "other text");
+    assert_eq!(
+        store
+            .staged_embedding_progress(doc, MODEL)
+            .await
+            .expect("progress"),
+        (3, 2)
+    );
+    // Another model has nothing yet.
+    assert_eq!(
+        store
+            .staged_embedding_progress(doc, "other-model")
+            .await
+            .expect("progress"),
+        (3, 0)
+    );
+
+    // Putting the same key again keeps the first vector and is not an error.
+    store
+        .put_embeddings(
+            MODEL,
+            &[
+                embedding("same text", &[0.0, 1.0, 0.0]),
+                embedding("other text", &[0.0, 0.0, 1.0]),
+            ],
+        )
+        .await
+        .expect("put again");
+    assert!(
+        store
+            .staged_texts_missing_embedding(doc, MODEL, 100)
+            .await
+            .expect("missing")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .staged_embedding_progress(doc, MODEL)
+            .await
+            .expect("progress"),
+        (3, 3)
+    );
+}
+
+pub async fn publish_refuses_while_an_embedding_is_missing(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "half embedded", t0()).await;
+    let doc = created.document.id;
+    let chunks = vec![chunk(doc, "1", 0, "first"), chunk(doc, "1", 1, "second")];
+    store
+        .stage_chunks(doc, &created.document.owner, &chunks)
+        .await
+        .expect("stage");
+    store
+        .put_embeddings(MODEL, &[embedding("first", &[1.0, 0.0, 0.0])])
+        .await
+        .expect("put");
+    assert_conflict(store.publish_staged(doc, MODEL, at(1)).await);
+    assert!(store.live_chunks(doc).await.expect("live").is_empty());
+    assert_eq!(
+        store
+            .staged_embedding_progress(doc, MODEL)
+            .await
+            .expect("progress"),
+        (2, 1)
+    );
+    assert_not_found(
+        store
+            .publish_staged(DocumentId::new_v7(), MODEL, at(1))
+            .await,
+    );
+}
+
+pub async fn publish_atomically_replaces_the_previous_live_set(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "versioned", t0()).await;
+    let doc = created.document.id;
+    let v1 = publish(
+        &store,
+        &created,
+        "1",
+        &[
+            ("aardvark anatomy", [1.0, 0.0, 0.0]),
+            ("badger burrows", [0.0, 1.0, 0.0]),
+        ],
+    )
+    .await;
+    let live: Vec<_> = store
+        .live_chunks(doc)
+        .await
+        .expect("live")
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(live, v1.iter().map(|c| c.id).collect::<Vec<_>>());
+    let record = store
+        .get_document(&OwnerScope::All, doc)
+        .await
+        .expect("get");
+    assert_eq!(record.chunks, 2);
+
+    let v2 = publish(
+        &store,
+        &created,
+        "2",
+        &[("capybara colonies", [0.0, 0.0, 1.0])],
+    )
+    .await;
+    let live = store.live_chunks(doc).await.expect("live");
+    assert_eq!(live.len(), 1);
+    let only = &live[0];
+    assert_eq!(only.id, v2[0].id);
+    assert_eq!(only.document_id, doc);
+    assert_eq!(only.text, "capybara colonies");
+    assert_eq!(only.text_sha256, v2[0].text_sha256);
+    assert_eq!((only.page_start, only.page_end), (1, 1));
+    assert_eq!(only.section, "Section 0");
+    assert_eq!(only.chunker_version, "2");
+    assert_eq!(
+        store
+            .get_document(&OwnerScope::All, doc)
+            .await
+            .expect("get")
+            .chunks,
+        1
+    );
+    assert_eq!(
+        store
+            .staged_embedding_progress(doc, MODEL)
+            .await
+            .expect("progress"),
+        (0, 0)
+    );
+
+    let all = OwnerScope::All;
+    assert!(
+        store
+            .keyword_search(&search(&all, "aardvark"))
+            .await
+            .expect("search")
+            .is_empty()
+    );
+    let hits = store
+        .keyword_search(&search(&all, "capybara"))
+        .await
+        .expect("search");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].chunk_id, v2[0].id);
+    let near = store
+        .vector_search(&search(&all, ""), MODEL, &[1.0, 0.0, 0.0])
+        .await
+        .expect("vector");
+    assert_eq!(
+        near.iter().map(|h| h.chunk_id).collect::<Vec<_>>(),
+        vec![v2[0].id]
+    );
+}
+
+pub async fn publishing_again_with_nothing_staged_keeps_the_live_set(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "published once", t0()).await;
+    let doc = created.document.id;
+    publish(&store, &created, "1", &[("kept text", [1.0, 0.0, 0.0])]).await;
+    // A re-run of the index stage (work is at-least-once) must not wipe the live version.
+    assert_eq!(
+        store
+            .publish_staged(doc, MODEL, at(5))
+            .await
+            .expect("publish"),
+        1
+    );
+    assert_eq!(store.live_chunks(doc).await.expect("live").len(), 1);
+}
+
+// ---- deletion ------------------------------------------------------------------------------
+
+pub async fn deleting_a_document_removes_everything_derived_from_it(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let scope = OwnerScope::Owner(alice.clone());
+    let created = create(&store, &alice, "doomed", t0()).await;
+    let doc = created.document.id;
+    publish(&store, &created, "1", &[("zebra stripes", [1.0, 0.0, 0.0])]).await;
+    store
+        .stage_chunks(doc, &alice, &[chunk(doc, "2", 0, "zebra foals")])
+        .await
+        .expect("stage");
+    store
+        .put_embeddings(MODEL, &[embedding("zebra foals", &[0.0, 1.0, 0.0])])
+        .await
+        .expect("put");
+    claim(&store, "w1", at(1)).await;
+    let before = store.get_document(&scope, doc).await.expect("get");
+
+    let deleted = store
+        .delete_document(&scope, doc, at(2))
+        .await
+        .expect("delete");
+    assert_eq!(deleted, before);
+    assert_not_found(store.get_document(&OwnerScope::All, doc).await);
+    assert!(
+        store
+            .list_documents(&OwnerScope::All, None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_not_found(store.delete_document(&scope, doc, at(3)).await);
+
+    let cancelled = job(&store, &created).await;
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    assert_eq!(cancelled.finished_at, Some(at(2)));
+    let events = store.job_events(created.job.id, 0).await.expect("events");
+    let last = events.last().expect("event");
+    assert_eq!(
+        (last.from, last.to),
+        (Some(JobStatus::Running), JobStatus::Cancelled)
+    );
+    // The worker that held it finds out at its next step.
+    assert_stale(
+        store
+            .transition(
+                created.job.id,
+                Transition::new(JobStatus::Running, JobStatus::Complete).leased_by("w1"),
+                at(3),
+            )
+            .await,
+    );
+
+    assert!(store.live_chunks(doc).await.expect("live").is_empty());
+    assert_eq!(
+        store
+            .staged_embedding_progress(doc, MODEL)
+            .await
+            .expect("progress"),
+        (0, 0)
+    );
+    assert!(
+        store
+            .keyword_search(&search(&OwnerScope::All, "zebra"))
+            .await
+            .expect("kw")
+            .is_empty()
+    );
+    assert!(
+        store
+            .vector_search(&search(&OwnerScope::All, ""), MODEL, &[1.0, 0.0, 0.0])
+            .await
+            .expect("vector")
+            .is_empty()
+    );
+
+    // Its embeddings are gone: the same texts uploaded again need embedding again.
+    let again = create(&store, &alice, "doomed", at(4)).await;
+    assert_ne!(
+        again.document.id, doc,
+        "a deleted document is not a duplicate"
+    );
+    let new_doc = again.document.id;
+    store
+        .stage_chunks(
+            new_doc,
+            &alice,
+            &[
+                chunk(new_doc, "1", 0, "zebra stripes"),
+                chunk(new_doc, "1", 1, "zebra foals"),
+            ],
+        )
+        .await
+        .expect("stage");
+    assert_eq!(
+        store
+            .staged_embedding_progress(new_doc, MODEL)
+            .await
+            .expect("progress"),
+        (2, 0)
+    );
+}
+
+pub async fn deleting_a_document_keeps_embeddings_another_document_uses(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let first = create(&store, &alice, "first", t0()).await;
+    let second = create(&store, &alice, "second", t0()).await;
+    publish(
+        &store,
+        &first,
+        "1",
+        &[
+            ("shared sentence", [1.0, 0.0, 0.0]),
+            ("only first", [0.0, 1.0, 0.0]),
+        ],
+    )
+    .await;
+    publish(
+        &store,
+        &second,
+        "1",
+        &[("shared sentence", [1.0, 0.0, 0.0])],
+    )
+    .await;
+    // A third document still staging the other text keeps its embedding too.
+    let third = create(&store, &alice, "third", t0()).await;
+    store
+        .stage_chunks(
+            third.document.id,
+            &alice,
+            &[chunk(third.document.id, "1", 0, "only first")],
+        )
+        .await
+        .expect("stage");
+
+    store
+        .delete_document(&OwnerScope::All, first.document.id, at(1))
+        .await
+        .expect("delete");
+    assert_eq!(
+        store
+            .staged_embedding_progress(third.document.id, MODEL)
+            .await
+            .expect("progress"),
+        (1, 1)
+    );
+    let hits = store
+        .vector_search(&search(&OwnerScope::All, ""), MODEL, &[1.0, 0.0, 0.0])
+        .await
+        .expect("vector");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].document_id, second.document.id);
+}
+
+// ---- search --------------------------------------------------------------------------------
+
+pub async fn keyword_search_ranks_the_chunk_with_the_words_first(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let created = create(&store, &alice, "report", t0()).await;
+    let chunks = publish(
+        &store,
+        &created,
+        "1",
+        &[
+            (
+                "The employee handbook explains the vacation policy.",
+                [1.0, 0.0, 0.0],
+            ),
+            (
+                "Quarterly revenue grew strongly in Europe and Asia.",
+                [0.0, 1.0, 0.0],
+            ),
+            (
+                "Revenue recognition follows the accounting policy.",
+                [0.0, 0.0, 1.0],
+            ),
+        ],
+    )
+    .await;
+    let scope = OwnerScope::Owner(alice);
+    let hits = store
+        .keyword_search(&search(&scope, "quarterly revenue in Europe?"))
+        .await
+        .expect("search");
+    assert!(hits.len() >= 2, "{hits:?}");
+    assert_eq!(hits[0].chunk_id, chunks[1].id);
+    assert_eq!(hits[0].document_id, created.document.id);
+    assert_eq!(hits[0].filename, "notes.txt");
+    assert_eq!(hits[0].page_start, 2);
+    assert_eq!(hits[0].section, "Section 1");
+    assert_eq!(hits[0].text, chunks[1].text);
+    assert!(
+        hits.windows(2).all(|w| w[0].score >= w[1].score),
+        "best first"
+    );
+    assert!(
+        !hits.iter().any(|h| h.chunk_id == chunks[0].id),
+        "no shared word, no hit"
+    );
+
+    let limited = store
+        .keyword_search(&SearchQuery {
+            limit: 1,
+            ..search(&scope, "revenue policy")
+        })
+        .await
+        .expect("search");
+    assert_eq!(limited.len(), 1);
+    assert!(
+        store
+            .keyword_search(&search(&scope, ""))
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+}
+
+pub async fn keyword_search_is_owner_scoped_and_filters_documents(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let bob = owner("bob");
+    let a = create(&store, &alice, "alice doc", t0()).await;
+    let b = create(&store, &bob, "bob doc", t0()).await;
+    publish(&store, &a, "1", &[("alpha banana", [1.0, 0.0, 0.0])]).await;
+    publish(&store, &b, "1", &[("alpha cherry", [0.0, 1.0, 0.0])]).await;
+
+    let alice_scope = OwnerScope::Owner(alice);
+    let hits = store
+        .keyword_search(&search(&alice_scope, "alpha"))
+        .await
+        .expect("search");
+    assert_eq!(
+        hits.iter().map(|h| h.document_id).collect::<Vec<_>>(),
+        vec![a.document.id]
+    );
+    assert!(
+        store
+            .keyword_search(&search(&alice_scope, "cherry"))
+            .await
+            .expect("s")
+            .is_empty()
+    );
+
+    let all = OwnerScope::All;
+    assert_eq!(
+        store
+            .keyword_search(&search(&all, "alpha"))
+            .await
+            .expect("search")
+            .len(),
+        2
+    );
+    let only_b = [b.document.id];
+    let filtered = SearchQuery {
+        document_ids: Some(&only_b),
+        ..search(&all, "alpha")
+    };
+    let hits = store.keyword_search(&filtered).await.expect("search");
+    assert_eq!(
+        hits.iter().map(|h| h.document_id).collect::<Vec<_>>(),
+        vec![b.document.id]
+    );
+    let foreign = SearchQuery {
+        document_ids: Some(&only_b),
+        ..search(&alice_scope, "alpha")
+    };
+    assert!(
+        store
+            .keyword_search(&foreign)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+    let none: [DocumentId; 0] = [];
+    let empty_filter = SearchQuery {
+        document_ids: Some(&none),
+        ..search(&all, "alpha")
+    };
+    assert!(
+        store
+            .keyword_search(&empty_filter)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+}
+
+pub async fn keyword_search_survives_hostile_queries(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "target", t0()).await;
+    publish(
+        &store,
+        &created,
+        "1",
+        &[("near the table one equals one or not", [1.0, 0.0, 0.0])],
+    )
+    .await;
+    let scope = OwnerScope::All;
+    let long = "x".repeat(10_000);
+    let many_words = "table ".repeat(2_000);
+    let hostile = [
+        "\"",
+        "*",
+        "NEAR(",
+        "' OR 1=1 --",
+        "\"unbalanced",
+        "table*",
+        "text: table",
+        "chunk_id:1",
+        "NOT table",
+        "table AND",
+        "OR",
+        "^table",
+        "(table",
+        "-table +table",
+        "{text}: table",
+        "\u{0}table",
+        "tábla 表 🙂",
+        long.as_str(),
+        many_words.as_str(),
+    ];
+    for query in hostile {
+        let result = store.keyword_search(&search(&scope, query)).await;
+        assert!(
+            result.is_ok(),
+            "{:?} -> {result:?}",
+            &query[..query.len().min(40)]
+        );
+    }
+    let hits = store
+        .keyword_search(&search(&scope, "NOT table"))
+        .await
+        .expect("search");
+    assert_eq!(hits.len(), 1, "operators are words, not syntax");
+}
+
+pub async fn vector_search_returns_the_nearest_chunk_first(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "vectors", t0()).await;
+    let chunks = publish(
+        &store,
+        &created,
+        "1",
+        &[
+            ("east", [1.0, 0.0, 0.0]),
+            ("north", [0.0, 1.0, 0.0]),
+            ("north east", [0.707_106_77, 0.707_106_77, 0.0]),
+        ],
+    )
+    .await;
+    let scope = OwnerScope::All;
+    let hits = store
+        .vector_search(&search(&scope, "ignored"), MODEL, &[0.9, 0.1, 0.0])
+        .await
+        .expect("vector");
+    let order: Vec<_> = hits.iter().map(|h| h.chunk_id).collect();
+    assert_eq!(order, vec![chunks[0].id, chunks[2].id, chunks[1].id]);
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    let expected = 0.9 / (0.9f64 * 0.9 + 0.1 * 0.1).sqrt();
+    assert!(
+        (hits[0].score - expected).abs() < 1e-4,
+        "cosine: {}",
+        hits[0].score
+    );
+    assert_eq!(hits[0].text, "east");
+    assert_eq!(hits[0].filename, "notes.txt");
+
+    let top = store
+        .vector_search(
+            &SearchQuery {
+                limit: 1,
+                ..search(&scope, "")
+            },
+            MODEL,
+            &[0.0, 2.0, 0.0],
+        )
+        .await
+        .expect("vector");
+    assert_eq!(
+        top.iter().map(|h| h.chunk_id).collect::<Vec<_>>(),
+        vec![chunks[1].id]
+    );
+    assert!(
+        store
+            .vector_search(&search(&scope, ""), "unknown-model", &[1.0, 0.0, 0.0])
+            .await
+            .expect("vector")
+            .is_empty()
+    );
+}
+
+pub async fn vector_search_respects_scope_and_document_filter(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let bob = owner("bob");
+    let a1 = create(&store, &alice, "a1", t0()).await;
+    let a2 = create(&store, &alice, "a2", t0()).await;
+    let b = create(&store, &bob, "b", t0()).await;
+    publish(&store, &a1, "1", &[("a1 text", [1.0, 0.0, 0.0])]).await;
+    publish(&store, &a2, "1", &[("a2 text", [0.8, 0.6, 0.0])]).await;
+    publish(&store, &b, "1", &[("b text", [1.0, 0.0, 0.0])]).await;
+
+    let query = [1.0, 0.0, 0.0];
+    let alice_scope = OwnerScope::Owner(alice);
+    let hits = store
+        .vector_search(&search(&alice_scope, ""), MODEL, &query)
+        .await
+        .expect("vector");
+    let docs: Vec<_> = hits.iter().map(|h| h.document_id).collect();
+    assert_eq!(docs, vec![a1.document.id, a2.document.id]);
+
+    let only_a2 = [a2.document.id, b.document.id];
+    let filtered = SearchQuery {
+        document_ids: Some(&only_a2),
+        ..search(&alice_scope, "")
+    };
+    let hits = store
+        .vector_search(&filtered, MODEL, &query)
+        .await
+        .expect("vector");
+    assert_eq!(
+        hits.iter().map(|h| h.document_id).collect::<Vec<_>>(),
+        vec![a2.document.id]
+    );
+
+    let all = store
+        .vector_search(&search(&OwnerScope::All, ""), MODEL, &query)
+        .await
+        .expect("vector");
+    assert_eq!(all.len(), 3);
+}
+
+// ---- metrics -------------------------------------------------------------------------------
+
+pub async fn queue_stats_count_every_status_and_the_oldest_eligible_age(store: Arc<dyn Store>) {
+    let empty = store.queue_stats(t0()).await.expect("stats");
+    assert_eq!(empty.by_status.len(), JobStatus::ALL.len());
+    assert!(empty.by_status.iter().all(|(_, n)| *n == 0));
+    assert_eq!(empty.oldest_eligible_age, None);
+
+    let alice = owner("alice");
+    let a = create(&store, &alice, "a", t0()).await;
+    let b = create(&store, &alice, "b", at(1)).await;
+    create(&store, &alice, "c", at(2)).await;
+    create(&store, &alice, "d", at(100)).await;
+    assert_eq!(claim(&store, "w1", at(3)).await.id, a.job.id);
+    assert_eq!(claim(&store, "w1", at(3)).await.id, b.job.id);
+    store
+        .transition(
+            b.job.id,
+            Transition::new(JobStatus::Running, JobStatus::Failed)
+                .leased_by("w1")
+                .error(error(ErrorCode::EmptyDocument, "empty")),
+            at(4),
+        )
+        .await
+        .expect("fail");
+
+    let stats = store.queue_stats(at(5)).await.expect("stats");
+    let count = |s: JobStatus| {
+        stats
+            .by_status
+            .iter()
+            .find(|(status, _)| *status == s)
+            .map(|(_, n)| *n)
+            .expect("every status listed")
+    };
+    assert_eq!(stats.by_status.len(), JobStatus::ALL.len());
+    assert_eq!(count(JobStatus::Queued), 2);
+    assert_eq!(count(JobStatus::Running), 1);
+    assert_eq!(count(JobStatus::Failed), 1);
+    assert_eq!(count(JobStatus::Waiting), 0);
+    assert_eq!(count(JobStatus::Retrying), 0);
+    assert_eq!(count(JobStatus::Complete), 0);
+    assert_eq!(count(JobStatus::Cancelled), 0);
+    assert_eq!(stats.oldest_eligible_age, Some(Duration::from_secs(3)));
+}

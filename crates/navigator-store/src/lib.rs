@@ -94,8 +94,7 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a document and its job (status `queued`, stage `parse`, `run_at = now`) in one
     /// transaction, unless the owner already has a live document with the same sha256 or the same
     /// idempotency key: then returns that one with `duplicate = true` and creates nothing.
-    async fn create_document(&self, new: NewDocument, now: OffsetDateTime)
-    -> StoreResult<Created>;
+    async fn create_document(&self, new: NewDocument, now: OffsetDateTime) -> StoreResult<Created>;
     async fn get_document(&self, scope: &OwnerScope, id: DocumentId)
     -> StoreResult<DocumentRecord>;
     /// Documents in id order (ids are time-ordered), strictly after `after`.

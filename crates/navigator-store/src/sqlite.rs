@@ -1,1 +1,888 @@
-//! SQLite implementation (to be written).
+//! The SQLite backend: the embedded default.
+//!
+//! Main type: [`SqliteStore`]. Key design choices:
+//! - Two pools on one database file: a writer pool of exactly one connection, through which every
+//!   write transaction runs (started with `BEGIN IMMEDIATE`, so the write lock is taken up front and
+//!   a read never has to be upgraded mid-transaction, which SQLite cannot wait for), and a reader
+//!   pool for plain reads, which WAL mode lets run beside the writer. One process therefore never
+//!   fights itself for the write lock; several processes queue on it through `busy_timeout`.
+//! - `BEGIN IMMEDIATE` is also what makes claims exclusive across processes: the select of the
+//!   earliest eligible job and its compare-and-set happen under the write lock.
+//! - `sqlite::memory:` uses one pool of one connection for both roles: every connection to a
+//!   private in-memory database would otherwise see its own empty database.
+//! - Keyword search is an FTS5 table kept in step with live chunks inside the same transactions
+//!   (no triggers); vector search is brute-force cosine (see [`search`]).
+
+mod jobs;
+mod migrations;
+mod rows;
+mod search;
+
+use crate::{
+    ChunkHit, ChunkRecord, Created, DocumentRecord, Embedding, JobEvent, JobRecord, MigrationInfo,
+    NewChunk, NewDocument, OwnerScope, Progress, QueueStats, SearchQuery, Store, StoreError,
+    StoreResult, TextToEmbed, Transition,
+};
+use jobs::Cas;
+use navigator_domain::{DocumentId, JobId, JobStatus, OwnerId, Sha256Hex, Stage};
+use rows::{chunk_columns, document_select, job_columns, to_ms};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// How long a statement waits for another process's write lock before failing as transient.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reader connections for a file database.
+pub const DEFAULT_READER_CONNECTIONS: u32 = 8;
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Exactly one connection: every write transaction, in order.
+    writer: SqlitePool,
+    /// Plain reads. The same pool as `writer` for an in-memory database.
+    reader: SqlitePool,
+}
+
+/// Maps a sqlx error onto the store's classes: constraint violations are conflicts, decoding
+/// problems corrupt rows, and everything else (I/O, `SQLITE_BUSY`, a closed pool) transient.
+pub(crate) fn db_err(error: sqlx::Error) -> StoreError {
+    use sqlx::error::ErrorKind;
+    match error {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) => match db.kind() {
+            ErrorKind::UniqueViolation
+            | ErrorKind::ForeignKeyViolation
+            | ErrorKind::NotNullViolation
+            | ErrorKind::CheckViolation => StoreError::Conflict(db.message().to_owned()),
+            _ => StoreError::Database(db.message().to_owned()),
+        },
+        e @ (sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::TypeNotFound { .. }) => StoreError::CorruptRow(e.to_string()),
+        e => StoreError::Database(e.to_string()),
+    }
+}
+
+fn is_memory_url(url: &str) -> bool {
+    url.starts_with("sqlite::memory:") || url.contains("mode=memory")
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, parent directories included) `sqlite://PATH`, or a private
+    /// in-memory database for `sqlite::memory:`. Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Database(format!("invalid sqlite url: {e}")))?
+            .foreign_keys(true)
+            .busy_timeout(DEFAULT_BUSY_TIMEOUT);
+
+        if is_memory_url(url) {
+            // One connection kept forever: the database lives exactly as long as the store.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+                .map_err(db_err)?;
+            return Ok(Self {
+                writer: pool.clone(),
+                reader: pool,
+            });
+        }
+
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Database(format!("cannot create database directory: {e}"))
+            })?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                options
+                    .clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal),
+            )
+            .await
+            .map_err(db_err)?;
+        // Opened after the writer, so the file exists and is already in WAL mode (a persistent
+        // setting); `query_only` makes an accidental write through a reader fail loudly.
+        let reader = SqlitePoolOptions::new()
+            .max_connections(DEFAULT_READER_CONNECTIONS)
+            .connect_with(
+                options
+                    .synchronous(SqliteSynchronous::Normal)
+                    .pragma("query_only", "ON"),
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes both pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    /// A write transaction holding the database write lock from its first statement.
+    async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)
+    }
+}
+
+fn owner_param(scope: &OwnerScope) -> Option<&str> {
+    scope.owner().map(OwnerId::as_str)
+}
+
+async fn fetch_document(
+    conn: &mut SqliteConnection,
+    scope: &OwnerScope,
+    id: DocumentId,
+) -> StoreResult<DocumentRecord> {
+    let row = sqlx::query(concat!(
+        document_select!(),
+        " WHERE d.id = ?1 AND (?2 IS NULL OR d.owner_id = ?2)"
+    ))
+    .bind(id.to_string())
+    .bind(owner_param(scope))
+    .fetch_optional(conn)
+    .await
+    .map_err(db_err)?
+    .ok_or(StoreError::NotFound)?;
+    rows::document(&row)
+}
+
+async fn fetch_scoped_job(
+    conn: &mut SqliteConnection,
+    scope: &OwnerScope,
+    id: JobId,
+) -> StoreResult<JobRecord> {
+    let job = jobs::fetch(conn, id).await?.ok_or(StoreError::NotFound)?;
+    match scope.owner() {
+        Some(owner) if *owner != job.owner => Err(StoreError::NotFound),
+        _ => Ok(job),
+    }
+}
+
+async fn document_exists(conn: &mut SqliteConnection, id: DocumentId) -> StoreResult<bool> {
+    Ok(sqlx::query("SELECT 1 FROM documents WHERE id = ?1")
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?
+        .is_some())
+}
+
+fn to_i64(value: u64, what: &str) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| StoreError::Conflict(format!("{what} out of range")))
+}
+
+fn count(row: &sqlx::sqlite::SqliteRow, column: &str) -> StoreResult<u32> {
+    let value: i64 = row.try_get(column).map_err(db_err)?;
+    u32::try_from(value).map_err(|_| rows::corrupt(format!("{column} out of range")))
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        migrations::migrate(&self.writer).await
+    }
+
+    async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>> {
+        migrations::status(&self.reader).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_document(&self, new: NewDocument, now: OffsetDateTime) -> StoreResult<Created> {
+        let mut tx = self.begin().await?;
+        let existing = sqlx::query(
+            "SELECT id FROM documents WHERE owner_id = ?1 \
+             AND (sha256 = ?2 OR (?3 IS NOT NULL AND idempotency_key = ?3)) \
+             ORDER BY idempotency_key IS ?3 DESC LIMIT 1",
+        )
+        .bind(new.owner.as_str())
+        .bind(new.sha256.as_str())
+        .bind(new.idempotency_key.as_deref())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if let Some(row) = existing {
+            let id: String = row.try_get("id").map_err(db_err)?;
+            let id = DocumentId::parse(&id).map_err(|e| rows::corrupt(e.to_string()))?;
+            let document = fetch_document(&mut tx, &OwnerScope::All, id).await?;
+            let job = jobs::fetch(&mut tx, document.current_job_id)
+                .await?
+                .ok_or_else(|| rows::corrupt("document without its current job"))?;
+            tx.commit().await.map_err(db_err)?;
+            return Ok(Created {
+                document,
+                job,
+                duplicate: true,
+            });
+        }
+
+        let now_ms = to_ms(now);
+        sqlx::query(
+            "INSERT INTO jobs (id, document_id, owner_id, status, stage, attempts, run_at, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, 'queued', 'parse', 0, ?4, ?4, ?4)",
+        )
+        .bind(new.job_id.to_string())
+        .bind(new.id.to_string())
+        .bind(new.owner.as_str())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO documents (id, owner_id, filename, media_type, bytes, sha256, metadata, \
+             idempotency_key, current_job_id, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        )
+        .bind(new.id.to_string())
+        .bind(new.owner.as_str())
+        .bind(new.filename.as_str())
+        .bind(new.media_type.as_str())
+        .bind(to_i64(new.bytes, "byte count")?)
+        .bind(new.sha256.as_str())
+        .bind(new.metadata.to_string())
+        .bind(new.idempotency_key.as_deref())
+        .bind(new.job_id.to_string())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        jobs::insert_event(
+            &mut tx,
+            &jobs::Event {
+                job_id: new.job_id,
+                from: None,
+                to: JobStatus::Queued,
+                stage: Stage::Parse,
+                worker: None,
+                duration: None,
+                detail: Some("created"),
+                error_code: None,
+                at: now,
+            },
+        )
+        .await?;
+        let document = fetch_document(&mut tx, &OwnerScope::All, new.id).await?;
+        let job = jobs::fetch(&mut tx, new.job_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Created {
+            document,
+            job,
+            duplicate: false,
+        })
+    }
+
+    async fn get_document(
+        &self,
+        scope: &OwnerScope,
+        id: DocumentId,
+    ) -> StoreResult<DocumentRecord> {
+        let mut conn = self.reader.acquire().await.map_err(db_err)?;
+        fetch_document(&mut conn, scope, id).await
+    }
+
+    async fn list_documents(
+        &self,
+        scope: &OwnerScope,
+        after: Option<DocumentId>,
+        limit: u32,
+    ) -> StoreResult<Vec<DocumentRecord>> {
+        sqlx::query(concat!(
+            document_select!(),
+            " WHERE (?1 IS NULL OR d.owner_id = ?1) AND (?2 IS NULL OR d.id > ?2) \
+             ORDER BY d.id LIMIT ?3"
+        ))
+        .bind(owner_param(scope))
+        .bind(after.map(|a| a.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::document)
+        .collect()
+    }
+
+    async fn delete_document(
+        &self,
+        scope: &OwnerScope,
+        id: DocumentId,
+        now: OffsetDateTime,
+    ) -> StoreResult<DocumentRecord> {
+        let mut tx = self.begin().await?;
+        let document = fetch_document(&mut tx, scope, id).await?;
+        if let Some(job) = jobs::fetch(&mut tx, document.current_job_id).await?
+            && !job.status.is_terminal()
+        {
+            let cas = Cas {
+                detail: Some("document deleted"),
+                ..Cas::new(job.status, JobStatus::Cancelled)
+            };
+            jobs::compare_and_set(&mut tx, job.id, &cas, now).await?;
+        }
+        let doc_id = id.to_string();
+        // Embeddings first, while the document's chunks still say which texts it used.
+        sqlx::query(
+            "DELETE FROM embeddings WHERE text_sha256 IN ( \
+                 SELECT text_sha256 FROM chunks WHERE document_id = ?1 \
+                 UNION SELECT text_sha256 FROM staged_chunks WHERE document_id = ?1) \
+             AND NOT EXISTS (SELECT 1 FROM chunks c \
+                 WHERE c.text_sha256 = embeddings.text_sha256 AND c.document_id <> ?1) \
+             AND NOT EXISTS (SELECT 1 FROM staged_chunks s \
+                 WHERE s.text_sha256 = embeddings.text_sha256 AND s.document_id <> ?1)",
+        )
+        .bind(&doc_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        for statement in [
+            "DELETE FROM chunks_fts WHERE rowid IN (SELECT pk FROM chunks WHERE document_id = ?1)",
+            "DELETE FROM chunks WHERE document_id = ?1",
+            "DELETE FROM staged_chunks WHERE document_id = ?1",
+            "DELETE FROM documents WHERE id = ?1",
+        ] {
+            sqlx::query(statement)
+                .bind(&doc_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(document)
+    }
+
+    async fn set_document_pages(&self, id: DocumentId, pages: u32) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE documents SET pages = ?1 WHERE id = ?2")
+            .bind(i64::from(pages))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn claim_job(
+        &self,
+        worker: &str,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<JobRecord>> {
+        let mut tx = self.begin().await?;
+        let claimed = jobs::claim(&mut tx, worker, lease, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(claimed)
+    }
+
+    async fn renew_lease(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = ?1, updated_at = ?2 \
+             WHERE id = ?3 AND status = 'running' AND lease_owner = ?4",
+        )
+        .bind(to_ms(rows::add(now, lease)?))
+        .bind(to_ms(now))
+        .bind(id.to_string())
+        .bind(worker)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            let current = jobs::fetch(&mut tx, id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            return Err(StoreError::StaleState {
+                expected: format!("running leased by {worker}"),
+                actual: match current.lease_owner {
+                    Some(holder) => format!("{} leased by {holder}", current.status),
+                    None => current.status.to_string(),
+                },
+            });
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn advance_stage(
+        &self,
+        id: JobId,
+        worker: &str,
+        next: Stage,
+        stage_duration: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<JobRecord> {
+        let mut tx = self.begin().await?;
+        let current = jobs::fetch(&mut tx, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let updated = sqlx::query(concat!(
+            "UPDATE jobs SET stage = ?1, attempts = 0, updated_at = ?2 \
+             WHERE id = ?3 AND status = 'running' AND lease_owner = ?4 RETURNING ",
+            job_columns!()
+        ))
+        .bind(next.as_str())
+        .bind(to_ms(now))
+        .bind(id.to_string())
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = updated else {
+            return Err(StoreError::StaleState {
+                expected: format!("running leased by {worker}"),
+                actual: match current.lease_owner {
+                    Some(holder) => format!("{} leased by {holder}", current.status),
+                    None => current.status.to_string(),
+                },
+            });
+        };
+        let record = rows::job(&row)?;
+        let detail = format!("stage {} complete", current.stage);
+        jobs::insert_event(
+            &mut tx,
+            &jobs::Event {
+                job_id: id,
+                from: Some(JobStatus::Running),
+                to: JobStatus::Running,
+                stage: current.stage,
+                worker: Some(worker),
+                duration: Some(stage_duration),
+                detail: Some(&detail),
+                error_code: None,
+                at: now,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    async fn transition(
+        &self,
+        id: JobId,
+        change: Transition,
+        now: OffsetDateTime,
+    ) -> StoreResult<JobRecord> {
+        let cas = Cas {
+            expect_lease: change.lease_owner.as_deref(),
+            run_at: change.run_at,
+            wake_at: change.wake_at,
+            error: change.error.as_ref(),
+            detail: change.detail.as_deref(),
+            duration: change.stage_duration,
+            ..Cas::new(change.from, change.to)
+        };
+        let mut tx = self.begin().await?;
+        let record = jobs::compare_and_set(&mut tx, id, &cas, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    async fn rescue_expired(&self, now: OffsetDateTime) -> StoreResult<Vec<JobId>> {
+        let mut tx = self.begin().await?;
+        let rescued = jobs::rescue_expired(&mut tx, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(rescued)
+    }
+
+    async fn retry_job(
+        &self,
+        scope: &OwnerScope,
+        id: JobId,
+        now: OffsetDateTime,
+    ) -> StoreResult<JobRecord> {
+        let mut tx = self.begin().await?;
+        fetch_scoped_job(&mut tx, scope, id).await?;
+        let cas = Cas {
+            run_at: Some(now),
+            detail: Some("manual retry"),
+            ..Cas::new(JobStatus::Failed, JobStatus::Queued)
+        };
+        let record = jobs::compare_and_set(&mut tx, id, &cas, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    async fn get_job(&self, scope: &OwnerScope, id: JobId) -> StoreResult<JobRecord> {
+        let mut conn = self.reader.acquire().await.map_err(db_err)?;
+        fetch_scoped_job(&mut conn, scope, id).await
+    }
+
+    async fn list_jobs(
+        &self,
+        scope: &OwnerScope,
+        status: Option<JobStatus>,
+        after: Option<JobId>,
+        limit: u32,
+    ) -> StoreResult<Vec<JobRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE (?1 IS NULL OR owner_id = ?1) AND (?2 IS NULL OR status = ?2) \
+             AND (?3 IS NULL OR id > ?3) ORDER BY id LIMIT ?4"
+        ))
+        .bind(owner_param(scope))
+        .bind(status.map(JobStatus::as_str))
+        .bind(after.map(|a| a.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::job)
+        .collect()
+    }
+
+    async fn job_events(&self, id: JobId, after_seq: i64) -> StoreResult<Vec<JobEvent>> {
+        let mut conn = self.reader.acquire().await.map_err(db_err)?;
+        let events = sqlx::query(
+            "SELECT seq, job_id, from_status, to_status, stage, worker, duration_ms, detail, \
+             error_code, at FROM job_events WHERE job_id = ?1 AND seq > ?2 ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .bind(after_seq)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::event)
+        .collect::<StoreResult<Vec<_>>>()?;
+        if events.is_empty() && jobs::fetch(&mut conn, id).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        Ok(events)
+    }
+
+    async fn set_progress(&self, id: JobId, progress: Progress) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET pages = ?1, chunks_total = ?2, chunks_embedded = ?3 WHERE id = ?4",
+        )
+        .bind(progress.pages.map(i64::from))
+        .bind(progress.chunks_total.map(i64::from))
+        .bind(i64::from(progress.chunks_embedded))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn queue_stats(&self, now: OffsetDateTime) -> StoreResult<QueueStats> {
+        let mut conn = self.reader.acquire().await.map_err(db_err)?;
+        let counts = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        let mut by_status: Vec<(JobStatus, u64)> = JobStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for row in &counts {
+            let status: String = row.try_get("status").map_err(db_err)?;
+            let status = rows::status(&status)?;
+            let n: i64 = row.try_get("n").map_err(db_err)?;
+            if let Some(slot) = by_status.iter_mut().find(|(s, _)| *s == status) {
+                slot.1 = u64::try_from(n).unwrap_or(0);
+            }
+        }
+        let oldest: Option<i64> = sqlx::query(
+            "SELECT MIN(run_at) AS oldest FROM jobs \
+             WHERE status IN ('queued', 'retrying') AND run_at <= ?1",
+        )
+        .bind(to_ms(now))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?
+        .try_get("oldest")
+        .map_err(db_err)?;
+        let oldest_eligible_age = match oldest {
+            Some(ms) => {
+                let waited = now - rows::from_ms(ms)?;
+                Some(Duration::try_from(waited).unwrap_or(Duration::ZERO))
+            }
+            None => None,
+        };
+        Ok(QueueStats {
+            by_status,
+            oldest_eligible_age,
+        })
+    }
+
+    async fn stage_chunks(
+        &self,
+        document_id: DocumentId,
+        owner: &OwnerId,
+        chunks: &[NewChunk],
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let doc_owner: Option<String> =
+            sqlx::query_scalar("SELECT owner_id FROM documents WHERE id = ?1")
+                .bind(document_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        match doc_owner {
+            None => return Err(StoreError::NotFound),
+            Some(o) if o != owner.as_str() => {
+                return Err(StoreError::Conflict(
+                    "owner does not match the document".to_owned(),
+                ));
+            }
+            Some(_) => {}
+        }
+        let doc_id = document_id.to_string();
+        sqlx::query("DELETE FROM staged_chunks WHERE document_id = ?1")
+            .bind(&doc_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        for chunk in chunks {
+            sqlx::query(concat!(
+                "INSERT INTO staged_chunks (",
+                chunk_columns!(),
+                ", owner_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            ))
+            .bind(chunk.id.to_string())
+            .bind(&doc_id)
+            .bind(i64::from(chunk.ord))
+            .bind(chunk.text.as_str())
+            .bind(chunk.text_sha256.as_str())
+            .bind(i64::from(chunk.page_start))
+            .bind(i64::from(chunk.page_end))
+            .bind(chunk.section.as_str())
+            .bind(i64::from(chunk.token_count))
+            .bind(chunk.chunker.as_str())
+            .bind(chunk.chunker_version.as_str())
+            .bind(owner.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn staged_texts_missing_embedding(
+        &self,
+        document_id: DocumentId,
+        model: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<TextToEmbed>> {
+        let rows = sqlx::query(
+            "SELECT s.text_sha256, MIN(s.text) AS text FROM staged_chunks s \
+             WHERE s.document_id = ?1 AND NOT EXISTS ( \
+                 SELECT 1 FROM embeddings e WHERE e.model = ?2 AND e.text_sha256 = s.text_sha256) \
+             GROUP BY s.text_sha256 ORDER BY MIN(s.ord) LIMIT ?3",
+        )
+        .bind(document_id.to_string())
+        .bind(model)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let sha: String = row.try_get("text_sha256").map_err(db_err)?;
+                Ok(TextToEmbed {
+                    text_sha256: Sha256Hex::parse(&sha)
+                        .map_err(|e| rows::corrupt(format!("column text_sha256: {e}")))?,
+                    text: row.try_get("text").map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn staged_embedding_progress(
+        &self,
+        document_id: DocumentId,
+        model: &str,
+    ) -> StoreResult<(u32, u32)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS total, COUNT(e.text_sha256) AS embedded FROM staged_chunks s \
+             LEFT JOIN embeddings e ON e.model = ?2 AND e.text_sha256 = s.text_sha256 \
+             WHERE s.document_id = ?1",
+        )
+        .bind(document_id.to_string())
+        .bind(model)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok((count(&row, "total")?, count(&row, "embedded")?))
+    }
+
+    async fn put_embeddings(&self, model: &str, embeddings: &[Embedding]) -> StoreResult<()> {
+        if embeddings.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT dims FROM embeddings WHERE model = ?1 LIMIT 1")
+                .bind(model)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let dims = match existing {
+            Some(d) => d,
+            None => i64::try_from(embeddings[0].vector.len()).unwrap_or(i64::MAX),
+        };
+        for embedding in embeddings {
+            let len = i64::try_from(embedding.vector.len()).unwrap_or(i64::MAX);
+            if len == 0 || len != dims {
+                return Err(StoreError::Conflict(format!(
+                    "embedding has {len} dimensions, model {model} uses {dims}"
+                )));
+            }
+            if embedding.vector.iter().any(|v| !v.is_finite()) {
+                return Err(StoreError::Conflict("embedding is not finite".to_owned()));
+            }
+            sqlx::query(
+                "INSERT INTO embeddings (model, text_sha256, dims, vector) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (model, text_sha256) DO NOTHING",
+            )
+            .bind(model)
+            .bind(embedding.text_sha256.as_str())
+            .bind(dims)
+            .bind(rows::encode_vector(&embedding.vector))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn publish_staged(
+        &self,
+        document_id: DocumentId,
+        model: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<u32> {
+        let mut tx = self.begin().await?;
+        if !document_exists(&mut tx, document_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        let doc_id = document_id.to_string();
+        let staged = sqlx::query(
+            "SELECT COUNT(*) AS total, COUNT(e.text_sha256) AS embedded FROM staged_chunks s \
+             LEFT JOIN embeddings e ON e.model = ?2 AND e.text_sha256 = s.text_sha256 \
+             WHERE s.document_id = ?1",
+        )
+        .bind(&doc_id)
+        .bind(model)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let (total, embedded) = (count(&staged, "total")?, count(&staged, "embedded")?);
+        if total > embedded {
+            return Err(StoreError::Conflict(format!(
+                "{} staged chunks lack an embedding for model {model}",
+                total - embedded
+            )));
+        }
+        if total == 0 {
+            // Nothing staged: the index stage already ran (work is at-least-once). Publishing
+            // an empty set would wipe the live version, so this is a no-op.
+            let live: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM chunks WHERE document_id = ?1")
+                    .bind(&doc_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            return u32::try_from(live).map_err(|_| rows::corrupt("live chunk count"));
+        }
+        for statement in [
+            "DELETE FROM chunks_fts WHERE rowid IN (SELECT pk FROM chunks WHERE document_id = ?1)",
+            "DELETE FROM chunks WHERE document_id = ?1",
+            concat!(
+                "INSERT INTO chunks (",
+                chunk_columns!(),
+                ", owner_id, published_at) SELECT ",
+                chunk_columns!(),
+                ", owner_id, ?2 FROM staged_chunks WHERE document_id = ?1 ORDER BY ord"
+            ),
+            "INSERT INTO chunks_fts (rowid, text, chunk_id) \
+             SELECT pk, text, id FROM chunks WHERE document_id = ?1",
+            "DELETE FROM staged_chunks WHERE document_id = ?1",
+            "UPDATE documents SET updated_at = ?2 WHERE id = ?1",
+        ] {
+            sqlx::query(statement)
+                .bind(&doc_id)
+                .bind(to_ms(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(total)
+    }
+
+    async fn live_chunks(&self, document_id: DocumentId) -> StoreResult<Vec<ChunkRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            chunk_columns!(),
+            " FROM chunks WHERE document_id = ?1 ORDER BY ord"
+        ))
+        .bind(document_id.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::chunk)
+        .collect()
+    }
+
+    async fn keyword_search(&self, query: &SearchQuery<'_>) -> StoreResult<Vec<ChunkHit>> {
+        let mut conn = self.reader.acquire().await.map_err(db_err)?;
+        search::keyword(&mut conn, query).await
+    }
+
+    async fn vector_search(
+        &self,
+        query: &SearchQuery<'_>,
+        model: &str,
+        vector: &[f32],
+    ) -> StoreResult<Vec<ChunkHit>> {
+        let mut conn = self.reader.acquire().await.map_err(db_err)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db_err)?;
+        let hits = search::vector(&mut tx, query, model, vector).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(hits)
+    }
+}

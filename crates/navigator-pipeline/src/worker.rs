@@ -1,0 +1,568 @@
+//! The worker runtime: claim a job, run its stages in order under a renewed lease, classify any
+//! error, and move the job on with compare-and-set transitions.
+//!
+//! Work is at-least-once and every stage's effect is idempotent (deterministic chunk ids, staged
+//! rows replaced wholesale, content-addressed embeddings, an atomic publish), so a stage that is
+//! re-run after a crash or a lost lease yields the same rows.
+//!
+//! [`Worker::run_one`] claims and runs one job and is what tests drive directly; [`Worker::run`]
+//! loops it until shutdown.
+
+use crate::blob::{BlobError, BlobKeys, Blobs};
+use crate::chunk::{CHUNKER_NAME, CHUNKER_VERSION, ChunkerConfig, chunk_document};
+use bytes::Bytes;
+use navigator_domain::error_code::Retryability;
+use navigator_domain::retry::RetryDecision;
+use navigator_domain::{
+    ChunkId, Clock, ErrorCode, JobId, JobStatus, MediaType, RetryPolicy, Sha256Hex, Stage,
+};
+use navigator_embed::{EmbedError, Embedder};
+use navigator_parse::sandbox::SandboxLimits;
+use navigator_parse::{ParseError, ParsedDocument};
+use navigator_store::{
+    Embedding, JobError, JobRecord, NewChunk, OwnerScope, Progress, Store, StoreError, Transition,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+pub const DEFAULT_EMBED_BATCH: usize = 32;
+
+/// How the parse stage runs a parser.
+#[derive(Debug, Clone)]
+pub enum ParserRunner {
+    /// In this process, on a blocking thread. For tests and trusted input only: a parser that
+    /// loops or balloons takes the process with it.
+    InProcess,
+    /// In a child process bounded in time and memory (the default).
+    Sandbox {
+        program: PathBuf,
+        args: Vec<String>,
+        limits: SandboxLimits,
+    },
+}
+
+impl ParserRunner {
+    async fn parse(&self, media: MediaType, bytes: Bytes) -> Result<ParsedDocument, ParseError> {
+        match self {
+            ParserRunner::InProcess => {
+                tokio::task::spawn_blocking(move || navigator_parse::parse(media, &bytes))
+                    .await
+                    .unwrap_or(Err(ParseError::Crashed))
+            }
+            ParserRunner::Sandbox {
+                program,
+                args,
+                limits,
+            } => {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                navigator_parse::sandbox::parse_in_sandbox(program, &args, media, &bytes, limits)
+                    .await
+            }
+        }
+    }
+}
+
+/// Everything a worker needs; shared by all workers of a process.
+pub struct Pipeline {
+    pub store: Arc<dyn Store>,
+    pub blobs: Blobs,
+    pub embedder: Arc<dyn Embedder>,
+    pub parser: ParserRunner,
+    pub chunker: ChunkerConfig,
+    pub clock: Arc<dyn Clock>,
+    pub settings: WorkerSettings,
+    /// Notified when new work is enqueued in this process, so idle workers wake at once.
+    pub wake: Arc<Notify>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub retry: RetryPolicy,
+    pub embed_batch: usize,
+    /// How long an in-flight stage may keep running after shutdown is requested before it is
+    /// abandoned and its job handed back.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            lease: DEFAULT_LEASE,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            retry: RetryPolicy::default(),
+            embed_batch: DEFAULT_EMBED_BATCH,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// How a claimed job left this worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Completed,
+    Failed(ErrorCode),
+    Retrying(ErrorCode),
+    /// Shutdown: the job went back to `queued` for another worker.
+    HandedBack,
+    /// The job was moved by someone else (lease lost, document deleted): this worker stopped.
+    Superseded,
+}
+
+/// A stage failure, classified once.
+#[derive(Debug, Clone)]
+pub struct StageError {
+    pub code: ErrorCode,
+    /// Content-free: ids, counts and error kinds only.
+    pub message: String,
+}
+
+impl StageError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for StageError {
+    fn from(e: StoreError) -> Self {
+        let code = match &e {
+            StoreError::Database(_) => ErrorCode::DatabaseError,
+            StoreError::StaleState { .. } => ErrorCode::LeaseLost,
+            StoreError::NotFound => ErrorCode::NotFound,
+            _ => ErrorCode::Internal,
+        };
+        StageError::new(code, e.to_string())
+    }
+}
+
+impl From<BlobError> for StageError {
+    fn from(e: BlobError) -> Self {
+        StageError::new(e.code(), e.to_string())
+    }
+}
+
+impl From<ParseError> for StageError {
+    fn from(e: ParseError) -> Self {
+        // ParseError messages are content-free by construction.
+        StageError::new(e.code(), e.to_string())
+    }
+}
+
+impl From<EmbedError> for StageError {
+    fn from(e: EmbedError) -> Self {
+        StageError::new(e.code(), e.to_string())
+    }
+}
+
+/// One worker: an id (the lease owner name) and the shared pipeline.
+pub struct Worker {
+    pub id: String,
+    pipeline: Arc<Pipeline>,
+}
+
+impl Worker {
+    pub fn new(id: impl Into<String>, pipeline: Arc<Pipeline>) -> Self {
+        Self {
+            id: id.into(),
+            pipeline,
+        }
+    }
+
+    /// Claims one eligible job and runs it until it completes, fails, is scheduled for retry or is
+    /// handed back. `Ok(None)` when there was nothing to do.
+    pub async fn run_one(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<(JobId, JobOutcome)>, StoreError> {
+        let p = &self.pipeline;
+        let Some(job) = p
+            .store
+            .claim_job(&self.id, p.settings.lease, p.clock.now())
+            .await?
+        else {
+            return Ok(None);
+        };
+        metrics::counter!("navigator_jobs_claimed_total").increment(1);
+        debug!(job_id = %job.id, stage = %job.stage, attempt = job.attempts, worker = %self.id, "claimed job");
+        let outcome = self.process(job.clone(), shutdown).await;
+        Ok(Some((job.id, outcome)))
+    }
+
+    /// Runs `run_one` until `shutdown` is cancelled, sleeping `poll_interval` (or until woken)
+    /// when idle. Database errors are logged and retried after the poll interval.
+    pub async fn run(self, shutdown: CancellationToken) {
+        info!(worker = %self.id, "worker started");
+        while !shutdown.is_cancelled() {
+            match self.run_one(&shutdown).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => warn!(worker = %self.id, error = %e, "failed to claim a job"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.pipeline.wake.notified() => {}
+                _ = tokio::time::sleep(self.pipeline.settings.poll_interval) => {}
+            }
+        }
+        info!(worker = %self.id, "worker stopped");
+    }
+
+    async fn process(&self, mut job: JobRecord, shutdown: &CancellationToken) -> JobOutcome {
+        let p = &self.pipeline;
+        if job.attempts > p.settings.retry.max_attempts {
+            // Rescued or handed back too often: the stage keeps dying mid-flight.
+            let last = job
+                .error
+                .as_ref()
+                .map(|e| e.code.as_str())
+                .unwrap_or("lease expired");
+            let error = StageError::new(
+                ErrorCode::RetriesExhausted,
+                format!(
+                    "stage {} gave up after {} attempts; last error: {last}",
+                    job.stage,
+                    job.attempts - 1
+                ),
+            );
+            return self.finish_failed(&job, error, None).await;
+        }
+
+        let lease_lost = CancellationToken::new();
+        let heartbeat = self.spawn_heartbeat(job.id, lease_lost.clone());
+        let _stop_heartbeat = heartbeat.drop_guard();
+
+        let mut progress = job.progress;
+        loop {
+            if shutdown.is_cancelled() {
+                return self.hand_back(&job).await;
+            }
+            let started = Instant::now();
+            let stage = job.stage;
+            let result = {
+                let work = self.run_stage(&job, &mut progress);
+                tokio::pin!(work);
+                tokio::select! {
+                    r = &mut work => r,
+                    _ = lease_lost.cancelled() => {
+                        warn!(job_id = %job.id, worker = %self.id, "lease lost; abandoning job");
+                        return JobOutcome::Superseded;
+                    }
+                    _ = shutdown.cancelled() => {
+                        match tokio::time::timeout(p.settings.shutdown_grace, &mut work).await {
+                            Ok(r) => r,
+                            Err(_) => {
+                                drop(work);
+                                return self.hand_back(&job).await;
+                            }
+                        }
+                    }
+                }
+            };
+            let took = started.elapsed();
+            metrics::histogram!("navigator_stage_duration_seconds", "stage" => stage.as_str())
+                .record(took.as_secs_f64());
+            match result {
+                Ok(()) => match stage.next() {
+                    Some(next) => {
+                        match p
+                            .store
+                            .advance_stage(job.id, &self.id, next, took, p.clock.now())
+                            .await
+                        {
+                            Ok(updated) => job = updated,
+                            Err(e) => return self.superseded_or_retry(&job, e.into()).await,
+                        }
+                    }
+                    None => {
+                        let change = Transition::new(JobStatus::Running, JobStatus::Complete)
+                            .leased_by(&self.id)
+                            .took(took);
+                        return match p.store.transition(job.id, change, p.clock.now()).await {
+                            Ok(_) => {
+                                metrics::counter!("navigator_jobs_finished_total", "status" => "complete").increment(1);
+                                info!(job_id = %job.id, "job complete");
+                                JobOutcome::Completed
+                            }
+                            Err(e) => self.superseded_or_retry(&job, e.into()).await,
+                        };
+                    }
+                },
+                Err(error) => {
+                    metrics::counter!("navigator_errors_total", "code" => error.code.as_str())
+                        .increment(1);
+                    return match error.code.retryability() {
+                        Retryability::Permanent => {
+                            self.finish_failed(&job, error, Some(took)).await
+                        }
+                        Retryability::Transient => self.superseded_or_retry(&job, error).await,
+                    };
+                }
+            }
+        }
+    }
+
+    fn spawn_heartbeat(&self, job_id: JobId, lease_lost: CancellationToken) -> CancellationToken {
+        let stop = CancellationToken::new();
+        let stop_child = stop.clone();
+        let p = self.pipeline.clone();
+        let worker = self.id.clone();
+        tokio::spawn(async move {
+            let every = (p.settings.lease / 3).max(Duration::from_millis(50));
+            loop {
+                tokio::select! {
+                    _ = stop_child.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                match p
+                    .store
+                    .renew_lease(job_id, &worker, p.settings.lease, p.clock.now())
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(StoreError::StaleState { .. } | StoreError::NotFound) => {
+                        lease_lost.cancel();
+                        return;
+                    }
+                    // A transient database error: keep trying until the lease really expires.
+                    Err(e) => warn!(job_id = %job_id, error = %e, "failed to renew lease"),
+                }
+            }
+        });
+        stop
+    }
+
+    async fn hand_back(&self, job: &JobRecord) -> JobOutcome {
+        let p = &self.pipeline;
+        let change = Transition::new(JobStatus::Running, JobStatus::Queued)
+            .leased_by(&self.id)
+            .run_at(p.clock.now())
+            .detail("handed back on shutdown");
+        match p.store.transition(job.id, change, p.clock.now()).await {
+            Ok(_) => {
+                info!(job_id = %job.id, worker = %self.id, "handed job back on shutdown");
+                JobOutcome::HandedBack
+            }
+            // If even this fails, the rescuer returns it when the lease expires.
+            Err(e) => {
+                warn!(job_id = %job.id, error = %e, "failed to hand job back; the rescuer will");
+                JobOutcome::Superseded
+            }
+        }
+    }
+
+    async fn finish_failed(
+        &self,
+        job: &JobRecord,
+        error: StageError,
+        took: Option<Duration>,
+    ) -> JobOutcome {
+        let p = &self.pipeline;
+        let mut change = Transition::new(JobStatus::Running, JobStatus::Failed)
+            .leased_by(&self.id)
+            .error(JobError {
+                code: error.code,
+                message: error.message.clone(),
+            });
+        change.stage_duration = took;
+        match p.store.transition(job.id, change, p.clock.now()).await {
+            Ok(_) => {
+                metrics::counter!("navigator_jobs_finished_total", "status" => "failed")
+                    .increment(1);
+                warn!(job_id = %job.id, stage = %job.stage, code = %error.code, "job failed");
+                JobOutcome::Failed(error.code)
+            }
+            Err(_) => JobOutcome::Superseded,
+        }
+    }
+
+    /// A transient error: schedule a retry with full-jitter backoff, or give up.
+    async fn superseded_or_retry(&self, job: &JobRecord, error: StageError) -> JobOutcome {
+        if error.code == ErrorCode::LeaseLost || error.code == ErrorCode::NotFound {
+            return JobOutcome::Superseded;
+        }
+        let p = &self.pipeline;
+        let decision = p.settings.retry.decide(job.attempts, &mut rand::rng());
+        match decision {
+            RetryDecision::GiveUp => {
+                let exhausted = StageError::new(
+                    ErrorCode::RetriesExhausted,
+                    format!(
+                        "stage {} failed {} times; last error {}: {}",
+                        job.stage, job.attempts, error.code, error.message
+                    ),
+                );
+                self.finish_failed(job, exhausted, None).await
+            }
+            RetryDecision::RetryAfter(delay) => {
+                let now = p.clock.now();
+                let change = Transition::new(JobStatus::Running, JobStatus::Retrying)
+                    .leased_by(&self.id)
+                    .run_at(now + delay)
+                    .error(JobError {
+                        code: error.code,
+                        message: error.message,
+                    });
+                match p.store.transition(job.id, change, now).await {
+                    Ok(_) => {
+                        info!(job_id = %job.id, code = %error.code, delay_ms = delay.as_millis() as u64, "job will retry");
+                        JobOutcome::Retrying(error.code)
+                    }
+                    Err(_) => JobOutcome::Superseded,
+                }
+            }
+        }
+    }
+
+    async fn run_stage(&self, job: &JobRecord, progress: &mut Progress) -> Result<(), StageError> {
+        match job.stage {
+            Stage::Parse => self.parse(job, progress).await,
+            Stage::Chunk => self.chunk(job, progress).await,
+            Stage::Embed => self.embed(job, progress).await,
+            Stage::Index => self.index(job).await,
+        }
+    }
+
+    async fn parse(&self, job: &JobRecord, progress: &mut Progress) -> Result<(), StageError> {
+        let p = &self.pipeline;
+        let document = p
+            .store
+            .get_document(&OwnerScope::All, job.document_id)
+            .await?;
+        let bytes = p.blobs.get(&BlobKeys::original(job.document_id)).await?;
+        if bytes.is_empty() {
+            return Err(ParseError::Empty.into());
+        }
+        let parsed = p.parser.parse(document.media_type, bytes).await?;
+        let pages = parsed.pages.len() as u32;
+        let json = serde_json::to_vec(&parsed)
+            .map_err(|e| StageError::new(ErrorCode::Internal, e.to_string()))?;
+        p.blobs
+            .put(&BlobKeys::parsed(job.document_id), Bytes::from(json))
+            .await?;
+        p.store.set_document_pages(job.document_id, pages).await?;
+        progress.pages = Some(pages);
+        p.store.set_progress(job.id, *progress).await?;
+        metrics::counter!("navigator_pages_parsed_total").increment(u64::from(pages));
+        Ok(())
+    }
+
+    async fn chunk(&self, job: &JobRecord, progress: &mut Progress) -> Result<(), StageError> {
+        let p = &self.pipeline;
+        let raw = p.blobs.get(&BlobKeys::parsed(job.document_id)).await?;
+        let parsed: ParsedDocument = serde_json::from_slice(&raw).map_err(|e| {
+            StageError::new(
+                ErrorCode::Internal,
+                format!("parsed artifact unreadable: {e}"),
+            )
+        })?;
+        let embedder = p.embedder.clone();
+        let config = p.chunker.clone();
+        let drafts = tokio::task::spawn_blocking(move || {
+            chunk_document(&parsed, embedder.as_ref(), &config)
+        })
+        .await
+        .map_err(|e| StageError::new(ErrorCode::Internal, format!("chunker panicked: {e}")))?;
+        if drafts.is_empty() {
+            return Err(ParseError::Empty.into());
+        }
+        let chunks: Vec<NewChunk> = drafts
+            .into_iter()
+            .map(|d| NewChunk {
+                id: ChunkId::derive(job.document_id, CHUNKER_NAME, CHUNKER_VERSION, d.ord),
+                ord: d.ord,
+                text_sha256: Sha256Hex::of(d.text.as_bytes()),
+                text: d.text,
+                page_start: d.page_start,
+                page_end: d.page_end,
+                section: d.section,
+                token_count: d.token_count,
+                chunker: CHUNKER_NAME.to_owned(),
+                chunker_version: CHUNKER_VERSION.to_owned(),
+            })
+            .collect();
+        p.store
+            .stage_chunks(job.document_id, &job.owner, &chunks)
+            .await?;
+        progress.chunks_total = Some(chunks.len() as u32);
+        progress.chunks_embedded = 0;
+        p.store.set_progress(job.id, *progress).await?;
+        metrics::counter!("navigator_chunks_total").increment(chunks.len() as u64);
+        Ok(())
+    }
+
+    async fn embed(&self, job: &JobRecord, progress: &mut Progress) -> Result<(), StageError> {
+        let p = &self.pipeline;
+        let model = p.embedder.model_id().to_owned();
+        let batch = p.settings.embed_batch.max(1) as u32;
+        loop {
+            let todo = p
+                .store
+                .staged_texts_missing_embedding(job.document_id, &model, batch)
+                .await?;
+            let todo_was_empty = todo.is_empty();
+            if !todo_was_empty {
+                let texts: Vec<String> = todo.iter().map(|t| t.text.clone()).collect();
+                let vectors = p.embedder.embed(&texts).await?;
+                if vectors.len() != texts.len()
+                    || vectors.iter().any(|v| v.len() != p.embedder.dimensions())
+                {
+                    return Err(StageError::new(
+                        ErrorCode::EmbedderError,
+                        "embedder returned the wrong number or size of vectors",
+                    ));
+                }
+                let embeddings: Vec<Embedding> = todo
+                    .into_iter()
+                    .zip(vectors)
+                    .map(|(t, vector)| Embedding {
+                        text_sha256: t.text_sha256,
+                        vector,
+                    })
+                    .collect();
+                p.store.put_embeddings(&model, &embeddings).await?;
+                metrics::counter!("navigator_embeddings_total").increment(embeddings.len() as u64);
+            }
+            let (total, embedded) = p
+                .store
+                .staged_embedding_progress(job.document_id, &model)
+                .await?;
+            progress.chunks_total = Some(total);
+            progress.chunks_embedded = embedded;
+            p.store.set_progress(job.id, *progress).await?;
+            if embedded >= total {
+                return Ok(());
+            }
+            if todo_was_empty {
+                // Nothing left to embed yet chunks lack vectors: the store disagrees with itself.
+                return Err(StageError::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "{} of {total} staged chunks lack an embedding",
+                        total - embedded
+                    ),
+                ));
+            }
+        }
+    }
+
+    async fn index(&self, job: &JobRecord) -> Result<(), StageError> {
+        let p = &self.pipeline;
+        let live = p
+            .store
+            .publish_staged(job.document_id, p.embedder.model_id(), p.clock.now())
+            .await?;
+        debug!(job_id = %job.id, chunks = live, "published chunks");
+        Ok(())
+    }
+}

@@ -1,0 +1,290 @@
+//! Startup and shutdown: builds every component from a validated [`Config`], serves the API,
+//! runs workers and maintenance, and drains gracefully on SIGTERM/SIGINT.
+//!
+//! [`App::build`] is what `main` and the tests both call (tests bind port 0 and read the real
+//! address back from [`Running::addr`]).
+
+use crate::config::{Config, EmbedderKind, ParserKind};
+use crate::http::{self, ApiLimits, AppState};
+use anyhow::{Context, bail};
+use navigator_domain::{Clock, SystemClock};
+use navigator_embed::Embedder;
+use navigator_parse::sandbox::SandboxLimits;
+use navigator_pipeline::blob::Blobs;
+use navigator_pipeline::chunk::ChunkerConfig;
+use navigator_pipeline::worker::{ParserRunner, Pipeline, Worker, WorkerSettings};
+use navigator_store::Store;
+use navigator_store::sqlite::SqliteStore;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// The hidden subcommand that runs a parser in a sandboxed child process.
+pub const PARSE_SANDBOX_SUBCOMMAND: &str = "__parse-sandbox";
+
+/// Options that are not configuration: how this process was started.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The executable to re-run as the parser sandbox; defaults to the current executable (tests
+    /// that embed the app pass the `navigator` binary here).
+    pub sandbox_program: Option<PathBuf>,
+}
+
+/// Everything built from the config; shared by `serve`, `worker`, `ingest` and `search`.
+pub struct App {
+    pub config: Config,
+    pub state: AppState,
+    pub pipeline: Arc<Pipeline>,
+}
+
+impl App {
+    pub async fn build(config: Config, options: BuildOptions) -> anyhow::Result<App> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store = open_store(&config).await?;
+        store
+            .migrate()
+            .await
+            .context("could not apply database migrations")?;
+        let blobs =
+            Blobs::from_url(&config.blobs_url()).context("could not open the blob store")?;
+        let embedder = build_embedder(&config).await?;
+        let upload_dir = config.data_dir.join("tmp");
+        std::fs::create_dir_all(&upload_dir)
+            .with_context(|| format!("could not create {}", upload_dir.display()))?;
+        let wake = Arc::new(Notify::new());
+        let shutdown = CancellationToken::new();
+
+        let parser = if config.parser.sandbox {
+            let program = match options.sandbox_program {
+                Some(p) => p,
+                None => std::env::current_exe().context("cannot find the navigator executable")?,
+            };
+            ParserRunner::Sandbox {
+                program,
+                args: vec![PARSE_SANDBOX_SUBCOMMAND.to_owned()],
+                limits: SandboxLimits {
+                    timeout: config.parser.timeout(),
+                    memory_bytes: config.parser.memory_limit_bytes(),
+                },
+            }
+        } else {
+            ParserRunner::InProcess
+        };
+        let workers = &config.workers;
+        let pipeline = Arc::new(Pipeline {
+            store: store.clone(),
+            blobs: blobs.clone(),
+            embedder: embedder.clone(),
+            parser,
+            chunker: ChunkerConfig {
+                max_tokens: config.chunker.max_tokens as usize,
+                target_tokens: config.chunker.target_tokens as usize,
+                overlap_ratio: config.chunker.overlap_ratio as f32,
+            },
+            clock: clock.clone(),
+            settings: WorkerSettings {
+                lease: workers.lease(),
+                poll_interval: workers.poll_interval(),
+                retry: workers.retry.policy(),
+                embed_batch: config.embedder.batch_size,
+                shutdown_grace: config.server.shutdown_grace(),
+            },
+            wake: wake.clone(),
+        });
+        let state = AppState {
+            store,
+            blobs,
+            embedder,
+            clock,
+            limits: ApiLimits {
+                max_upload_bytes: config.server.max_upload_bytes,
+                search_default_limit: config.search.default_limit,
+                search_max_limit: config.search.max_limit,
+                rrf_k: config.search.rrf_k,
+            },
+            metrics: crate::telemetry::prometheus(),
+            upload_dir,
+            wake,
+            shutdown,
+        };
+        Ok(App {
+            config,
+            state,
+            pipeline,
+        })
+    }
+
+    /// Spawns `concurrency` workers and the rescuer onto `tasks`.
+    pub fn spawn_workers(&self, tasks: &mut JoinSet<()>) {
+        let host = hostname();
+        let pid = std::process::id();
+        for n in 0..self.config.workers.concurrency {
+            let worker = Worker::new(format!("{host}-{pid}-{n}"), self.pipeline.clone());
+            tasks.spawn(worker.run(self.state.shutdown.clone()));
+        }
+        tasks.spawn(navigator_pipeline::maintenance::run_rescuer(
+            self.state.store.clone(),
+            self.state.clock.clone(),
+            self.config.workers.rescue_interval(),
+            self.state.wake.clone(),
+            self.state.shutdown.clone(),
+        ));
+    }
+
+    /// Binds the API (and workers unless `with_workers` is false) and returns a handle.
+    pub async fn start(self, listen: SocketAddr, with_workers: bool) -> anyhow::Result<Running> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("could not listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let mut tasks = JoinSet::new();
+        if with_workers {
+            self.spawn_workers(&mut tasks);
+        }
+        let shutdown = self.state.shutdown.clone();
+        let router = http::router(self.state.clone());
+        let server_shutdown = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+                .await
+        });
+        tracing::info!(%addr, workers = with_workers, "navigator listening");
+        Ok(Running {
+            addr,
+            shutdown,
+            server,
+            tasks,
+            grace: self.config.server.shutdown_grace(),
+        })
+    }
+}
+
+/// A started server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    tasks: JoinSet<()>,
+    grace: Duration,
+}
+
+impl Running {
+    /// Stops claiming, lets in-flight stages finish or hands their jobs back, finishes in-flight
+    /// requests, and returns when everything has stopped (or the grace period ran out).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let deadline = self.grace + Duration::from_secs(5);
+        let drained = tokio::time::timeout(deadline, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "workers did not stop within the grace period; their leases will expire"
+            );
+            self.tasks.abort_all();
+        }
+        match tokio::time::timeout(deadline, self.server).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(e.into()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => {
+                tracing::warn!("open connections did not close within the grace period");
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits for SIGTERM or SIGINT, then [`Running::stop`]s.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; draining");
+        self.stop().await
+    }
+}
+
+pub async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("can install a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url().expose().to_owned();
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(&url)
+            .await
+            .context("could not open the SQLite database (database.url)")?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("database.url: PostgreSQL is not supported by this build yet; use sqlite://PATH")
+    } else {
+        bail!("database.url: expected sqlite://PATH or postgres://…")
+    }
+}
+
+pub async fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
+    match config.embedder.kind {
+        EmbedderKind::Local => {
+            let dir = config.model_dir();
+            let batch = config.embedder.batch_size;
+            let model = tokio::task::spawn_blocking(move || {
+                navigator_embed::LocalMiniLm::load(
+                    &dir,
+                    navigator_embed::LocalOptions {
+                        max_batch_size: batch,
+                        ..Default::default()
+                    },
+                )
+                .with_context(|| {
+                    format!(
+                        "could not load the local embedding model from {} (embedder.local.model_dir); run scripts/fetch-model.sh",
+                        dir.display()
+                    )
+                })
+            })
+            .await??;
+            Ok(Arc::new(model))
+        }
+        EmbedderKind::Hash => Ok(Arc::new(navigator_embed::HashEmbedder::new())),
+        EmbedderKind::Openai => {
+            bail!("embedder.kind: openai is not supported by this build yet; use local")
+        }
+    }
+}
+
+/// Parser kinds other than the built-in one arrive with issue 4.
+pub fn check_parser_kind(config: &Config) -> anyhow::Result<()> {
+    match config.parser.kind {
+        ParserKind::Builtin => Ok(()),
+        ParserKind::Llamaparse => {
+            bail!("parser.kind: llamaparse is not supported by this build yet; use builtin")
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "navigator".to_owned())
+}

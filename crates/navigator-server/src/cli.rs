@@ -1,0 +1,727 @@
+//! The `navigator` command line (SPEC §5). Raw arguments are parsed by clap into validated
+//! commands; each command builds what it needs from the config and returns an exit code.
+//!
+//! Exit codes: 0 success; 1 a runtime failure (database, storage, model); 2 bad usage or an
+//! invalid configuration; 3 the command ran but some documents failed (`ingest`) or the job was
+//! not in a state that allows it (`jobs retry`); 4 not found.
+
+use crate::app::{App, BuildOptions, PARSE_SANDBOX_SUBCOMMAND};
+use crate::config::{self, Config};
+use crate::telemetry::{self, LogFormat};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use navigator_domain::{JobId, JobStatus, OwnerId, Sha256Hex};
+use navigator_pipeline::ingest::{self, Upload};
+use navigator_pipeline::search::SearchMode;
+use navigator_store::{ChunkHit, OwnerScope, SearchQuery};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "navigator",
+    version,
+    about = "Document pipeline for health and insurance documents"
+)]
+pub struct Cli {
+    /// Configuration file (default: ./navigator.yaml if present, else built-in defaults).
+    #[arg(long, global = true, env = "NAVIGATOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the HTTP API with workers and maintenance.
+    Serve {
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Serve the API only; run `navigator worker` processes separately.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run workers (and maintenance) without the API.
+    Worker,
+    /// Ingest files and show their progress until each is searchable.
+    Ingest {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Upload to a running server instead of the configured store.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Search ingested documents.
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 5)]
+        limit: u32,
+        #[arg(long, value_enum, default_value = "hybrid")]
+        mode: CliSearchMode,
+        /// Search through a running server instead of the configured store.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Inspect and retry jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Database migrations.
+    Migrate {
+        #[command(subcommand)]
+        command: MigrateCommand,
+    },
+    /// Check, show or print an example configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Internal: run one parse in a sandboxed child process (stdin → stdout).
+    #[command(name = PARSE_SANDBOX_SUBCOMMAND, hide = true)]
+    ParseSandbox,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum CliSearchMode {
+    Hybrid,
+    Vector,
+    Keyword,
+}
+
+impl From<CliSearchMode> for SearchMode {
+    fn from(m: CliSearchMode) -> Self {
+        match m {
+            CliSearchMode::Hybrid => SearchMode::Hybrid,
+            CliSearchMode::Vector => SearchMode::Vector,
+            CliSearchMode::Keyword => SearchMode::Keyword,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobsCommand {
+    /// List jobs, newest last.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one job and its events.
+    Show { id: String },
+    /// Re-queue a failed job at the stage it failed in.
+    Retry { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MigrateCommand {
+    /// Apply pending migrations.
+    Up,
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate the configuration and report every problem.
+    Check,
+    /// Print the effective configuration with secrets redacted.
+    Show,
+    /// Print a fully commented example configuration.
+    Example,
+}
+
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+const EXIT_PARTIAL: u8 = 3;
+const EXIT_NOT_FOUND: u8 = 4;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::ParseSandbox) {
+        return ExitCode::from(navigator_parse::sandbox::sandbox_child_main() as u8);
+    }
+    if let Command::Config {
+        command: ConfigCommand::Example,
+    } = cli.command
+    {
+        print!("{}", config::example_yaml());
+        return ExitCode::SUCCESS;
+    }
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = match config::load(cli.config.as_deref(), &env) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("navigator: invalid configuration:\n{errors}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let format = match config.log.format {
+        config::LogFormat::Json => LogFormat::Json,
+        config::LogFormat::Text => LogFormat::Text,
+    };
+    telemetry::init_logging(format, &config.log.level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("navigator: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("navigator: {e:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve { listen, no_workers } => {
+            crate::app::check_parser_kind(&config)?;
+            let listen = match listen {
+                Some(addr) => addr,
+                None => config.server.listen,
+            };
+            let app = App::build(config, BuildOptions::default()).await?;
+            let running = app.start(listen, !no_workers).await?;
+            println!("navigator listening on http://{}", running.addr);
+            running.run_until_signal().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker => {
+            crate::app::check_parser_kind(&config)?;
+            let app = App::build(config, BuildOptions::default()).await?;
+            let mut tasks = JoinSet::new();
+            app.spawn_workers(&mut tasks);
+            crate::app::wait_for_signal().await;
+            tracing::info!("shutdown requested; draining workers");
+            app.state.shutdown.cancel();
+            let grace = app.config.server.shutdown_grace() + Duration::from_secs(5);
+            let _ =
+                tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+                    .await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { files, server } => match server {
+            Some(url) => ingest_remote(&url, &files).await,
+            None => ingest_local(config, &files).await,
+        },
+        Command::Search {
+            query,
+            limit,
+            mode,
+            server,
+        } => {
+            let hits = match server {
+                Some(url) => search_remote(&url, &query, limit, mode.into()).await?,
+                None => {
+                    let app = App::build(config, BuildOptions::default()).await?;
+                    let scope = OwnerScope::Owner(OwnerId::local());
+                    let q = SearchQuery {
+                        scope: &scope,
+                        text: &query,
+                        document_ids: None,
+                        limit,
+                    };
+                    navigator_pipeline::search::search(
+                        app.state.store.as_ref(),
+                        app.state.embedder.as_ref(),
+                        &q,
+                        mode.into(),
+                        app.config.search.rrf_k,
+                    )
+                    .await?
+                }
+            };
+            print_hits(&hits);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs { command } => jobs(config, command).await,
+        Command::Migrate { command } => {
+            let store = crate::app::open_store(&config).await?;
+            if matches!(command, MigrateCommand::Up) {
+                store.migrate().await?;
+                println!("migrations applied");
+            }
+            for m in store.migration_status().await? {
+                println!(
+                    "{:>4}  {:<8}  {}",
+                    m.version,
+                    if m.applied { "applied" } else { "pending" },
+                    m.description
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config { command } => {
+            match command {
+                ConfigCommand::Check => println!("configuration is valid"),
+                ConfigCommand::Show => print!("{}", config::redacted_yaml(&config)),
+                ConfigCommand::Example => print!("{}", config::example_yaml()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ParseSandbox => unreachable!("handled before the runtime starts"),
+    }
+}
+
+async fn jobs(config: Config, command: JobsCommand) -> anyhow::Result<ExitCode> {
+    let store = crate::app::open_store(&config).await?;
+    store.migrate().await?;
+    let scope = OwnerScope::All;
+    match command {
+        JobsCommand::List { status, limit } => {
+            let status = match status {
+                None => None,
+                Some(s) => match JobStatus::parse(&s) {
+                    Some(s) => Some(s),
+                    None => {
+                        eprintln!(
+                            "navigator: --status must be one of queued, running, waiting, retrying, complete, failed, cancelled"
+                        );
+                        return Ok(ExitCode::from(EXIT_CONFIG));
+                    }
+                },
+            };
+            let jobs = store
+                .list_jobs(&scope, status, None, limit.clamp(1, 500))
+                .await?;
+            println!(
+                "{:<36}  {:<9}  {:<6}  {:>3}  error",
+                "job", "status", "stage", "try"
+            );
+            for j in jobs {
+                println!(
+                    "{:<36}  {:<9}  {:<6}  {:>3}  {}",
+                    j.id,
+                    j.status,
+                    j.stage,
+                    j.attempts,
+                    j.error.map(|e| e.code.to_string()).unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Show { id } => {
+            let Ok(id) = JobId::parse(&id) else {
+                eprintln!("navigator: not a job id");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            };
+            let job = match store.get_job(&scope, id).await {
+                Ok(j) => j,
+                Err(navigator_store::StoreError::NotFound) => {
+                    eprintln!("navigator: job not found");
+                    return Ok(ExitCode::from(EXIT_NOT_FOUND));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            println!("{}", serde_json::to_string_pretty(&job)?);
+            for e in store.job_events(id, 0).await? {
+                println!(
+                    "{}  {:>9} -> {:<9}  {:<6}  {}{}",
+                    crate::http::documents::rfc3339(e.at),
+                    e.from.map(|s| s.as_str()).unwrap_or("-"),
+                    e.to,
+                    e.stage,
+                    e.detail.unwrap_or_default(),
+                    e.error_code.map(|c| format!(" [{c}]")).unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Retry { id } => {
+            let Ok(id) = JobId::parse(&id) else {
+                eprintln!("navigator: not a job id");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            };
+            match store
+                .retry_job(&scope, id, time::OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(job) => {
+                    println!("job {} re-queued at stage {}", job.id, job.stage);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(navigator_store::StoreError::NotFound) => {
+                    eprintln!("navigator: job not found");
+                    Ok(ExitCode::from(EXIT_NOT_FOUND))
+                }
+                Err(navigator_store::StoreError::StaleState { .. }) => {
+                    eprintln!("navigator: only a failed job can be retried");
+                    Ok(ExitCode::from(EXIT_PARTIAL))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+fn hash_file(path: &Path) -> anyhow::Result<(u64, Sha256Hex)> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((total, Sha256Hex::from_digest(&hasher.finalize())))
+}
+
+struct Tracked {
+    label: String,
+    job_id: JobId,
+    bar: ProgressBar,
+    started: Instant,
+    outcome: Option<String>,
+    pages: Option<u32>,
+    chunks: Option<u32>,
+}
+
+fn progress_bars() -> (MultiProgress, ProgressStyle) {
+    let multi = MultiProgress::new();
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        multi.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let style = ProgressStyle::with_template(
+        "{prefix:<28} {msg:<22} [{bar:30}] {pos}/{len} chunks  {elapsed}",
+    )
+    .expect("static template")
+    .progress_chars("=> ");
+    (multi, style)
+}
+
+fn stage_message(status: JobStatus, stage: navigator_domain::Stage) -> String {
+    match status {
+        JobStatus::Running => format!("{stage}…"),
+        other => other.to_string(),
+    }
+}
+
+/// Ingests into the configured store with in-process workers, drawing a bar per document.
+async fn ingest_local(config: Config, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    crate::app::check_parser_kind(&config)?;
+    let app = App::build(config, BuildOptions::default()).await?;
+    let (multi, style) = progress_bars();
+    let mut tracked = Vec::new();
+    for path in files {
+        let (bytes, sha256) = hash_file(path)?;
+        let label = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "document".into());
+        if bytes > app.config.server.max_upload_bytes {
+            eprintln!("navigator: {label}: larger than server.max_upload_bytes; skipped");
+            continue;
+        }
+        let upload = Upload {
+            owner: OwnerId::local(),
+            filename: label.clone(),
+            declared_type: None,
+            file: path,
+            bytes,
+            sha256,
+            metadata: serde_json::json!({}),
+            idempotency_key: None,
+        };
+        match ingest::accept(
+            app.state.store.as_ref(),
+            &app.state.blobs,
+            upload,
+            app.state.clock.now(),
+        )
+        .await
+        {
+            Ok(created) => {
+                let bar = multi.add(ProgressBar::new(0));
+                bar.set_style(style.clone());
+                bar.set_prefix(short(&label, 28));
+                bar.set_message(if created.duplicate {
+                    "duplicate".to_owned()
+                } else {
+                    "queued".to_owned()
+                });
+                tracked.push(Tracked {
+                    label,
+                    job_id: created.job.id,
+                    bar,
+                    started: Instant::now(),
+                    outcome: None,
+                    pages: None,
+                    chunks: None,
+                });
+            }
+            Err(e) => eprintln!("navigator: {label}: {} ({})", e, e.code()),
+        }
+    }
+    let mut tasks = JoinSet::new();
+    app.spawn_workers(&mut tasks);
+    app.state.wake.notify_waiters();
+    loop {
+        let mut pending = 0;
+        for t in tracked.iter_mut().filter(|t| t.outcome.is_none()) {
+            let job = app.state.store.get_job(&OwnerScope::All, t.job_id).await?;
+            t.bar
+                .set_length(u64::from(job.progress.chunks_total.unwrap_or(0)));
+            t.bar.set_position(u64::from(job.progress.chunks_embedded));
+            t.bar.set_message(stage_message(job.status, job.stage));
+            t.pages = job.progress.pages;
+            t.chunks = job.progress.chunks_total;
+            if job.status.is_terminal() {
+                let outcome = match &job.error {
+                    Some(e) => format!("{} ({})", job.status, e.code),
+                    None => job.status.to_string(),
+                };
+                t.bar.finish_with_message(outcome.clone());
+                t.outcome = Some(outcome);
+            } else {
+                pending += 1;
+            }
+        }
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    app.state.shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    println!();
+    println!(
+        "{:<32} {:<28} {:>6} {:>7} {:>8}",
+        "document", "result", "pages", "chunks", "seconds"
+    );
+    let mut failed = 0;
+    for t in &tracked {
+        let outcome = t.outcome.clone().unwrap_or_default();
+        if !outcome.starts_with("complete") {
+            failed += 1;
+        }
+        println!(
+            "{:<32} {:<28} {:>6} {:>7} {:>8.1}",
+            short(&t.label, 32),
+            outcome,
+            t.pages.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            t.chunks
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
+            t.started.elapsed().as_secs_f64()
+        );
+    }
+    println!(
+        "{} of {} documents searchable",
+        tracked.len() - failed,
+        tracked.len()
+    );
+    Ok(if failed == 0 && tracked.len() == files.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PARTIAL)
+    })
+}
+
+fn short(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(max - 1).collect();
+        out.push('…');
+        out
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
+/// Uploads to a running server and follows each job there.
+async fn ingest_remote(server: &str, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let base = server.trim_end_matches('/');
+    let http = client();
+    let (multi, style) = progress_bars();
+    let mut tracked = Vec::new();
+    for path in files {
+        let label = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "document".into());
+        let body = tokio::fs::read(path)
+            .await
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let part = reqwest::multipart::Part::bytes(body).file_name(label.clone());
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let response = http
+            .post(format!("{base}/v1/documents"))
+            .multipart(form)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {base}"))?;
+        let status = response.status();
+        let json: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            eprintln!(
+                "navigator: {label}: {} ({})",
+                json["detail"].as_str().unwrap_or("upload refused"),
+                json["code"].as_str().unwrap_or("error")
+            );
+            continue;
+        }
+        let job_id = JobId::parse(json["job_id"].as_str().unwrap_or_default())
+            .context("server answered without a job id")?;
+        let bar = multi.add(ProgressBar::new(0));
+        bar.set_style(style.clone());
+        bar.set_prefix(short(&label, 28));
+        tracked.push(Tracked {
+            label,
+            job_id,
+            bar,
+            started: Instant::now(),
+            outcome: None,
+            pages: None,
+            chunks: None,
+        });
+    }
+    loop {
+        let mut pending = 0;
+        for t in tracked.iter_mut().filter(|t| t.outcome.is_none()) {
+            let job: serde_json::Value = http
+                .get(format!("{base}/v1/jobs/{}", t.job_id))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let status = job["status"]
+                .as_str()
+                .and_then(JobStatus::parse)
+                .unwrap_or(JobStatus::Queued);
+            let stage = job["stage"]
+                .as_str()
+                .and_then(navigator_domain::Stage::parse)
+                .unwrap_or(navigator_domain::Stage::Parse);
+            t.bar
+                .set_length(job["progress"]["chunks_total"].as_u64().unwrap_or(0));
+            t.bar
+                .set_position(job["progress"]["chunks_embedded"].as_u64().unwrap_or(0));
+            t.bar.set_message(stage_message(status, stage));
+            t.pages = job["progress"]["pages"].as_u64().map(|p| p as u32);
+            t.chunks = job["progress"]["chunks_total"].as_u64().map(|c| c as u32);
+            if status.is_terminal() {
+                let outcome = match job["error"]["code"].as_str() {
+                    Some(code) => format!("{status} ({code})"),
+                    None => status.to_string(),
+                };
+                t.bar.finish_with_message(outcome.clone());
+                t.outcome = Some(outcome);
+            } else {
+                pending += 1;
+            }
+        }
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let failed = tracked
+        .iter()
+        .filter(|t| !t.outcome.as_deref().unwrap_or("").starts_with("complete"))
+        .count();
+    println!(
+        "{} of {} documents searchable",
+        tracked.len() - failed,
+        files.len()
+    );
+    Ok(if failed == 0 && tracked.len() == files.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PARTIAL)
+    })
+}
+
+async fn search_remote(
+    server: &str,
+    query: &str,
+    limit: u32,
+    mode: SearchMode,
+) -> anyhow::Result<Vec<ChunkHit>> {
+    let base = server.trim_end_matches('/');
+    let response = client()
+        .post(format!("{base}/v1/search"))
+        .json(&serde_json::json!({"query": query, "limit": limit, "mode": mode}))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
+    let status = response.status();
+    let json: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!(
+            "search refused: {} ({})",
+            json["detail"].as_str().unwrap_or(""),
+            json["code"].as_str().unwrap_or("error")
+        );
+    }
+    let mut hits = Vec::new();
+    for r in json["results"].as_array().cloned().unwrap_or_default() {
+        hits.push(ChunkHit {
+            chunk_id: serde_json::from_value(r["chunk_id"].clone())?,
+            document_id: serde_json::from_value(r["document_id"].clone())?,
+            filename: r["filename"].as_str().unwrap_or_default().to_owned(),
+            page_start: r["page_start"].as_u64().unwrap_or(0) as u32,
+            page_end: r["page_end"].as_u64().unwrap_or(0) as u32,
+            section: r["section"].as_str().unwrap_or_default().to_owned(),
+            text: r["text"].as_str().unwrap_or_default().to_owned(),
+            score: r["score"].as_f64().unwrap_or(0.0),
+        });
+    }
+    Ok(hits)
+}
+
+fn print_hits(hits: &[ChunkHit]) {
+    if hits.is_empty() {
+        println!("no passages found");
+        return;
+    }
+    for (i, h) in hits.iter().enumerate() {
+        let pages = if h.page_start == h.page_end {
+            format!("p. {}", h.page_start)
+        } else {
+            format!("pp. {}–{}", h.page_start, h.page_end)
+        };
+        let section = if h.section.is_empty() {
+            String::new()
+        } else {
+            format!(" § {}", h.section)
+        };
+        println!(
+            "{}. {} — {}{}  (score {:.4})",
+            i + 1,
+            h.filename,
+            pages,
+            section,
+            h.score
+        );
+        let text: String = h.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        println!("   {}\n", short(&text, 400));
+    }
+}

@@ -1,0 +1,142 @@
+//! The annotated example configuration (`navigator config example`). A test loads it back and
+//! requires exactly the defaults, and another requires that it lists every key, so it cannot
+//! drift from the structs.
+
+/// A complete, commented `navigator.yaml`: every key, set to its default, with a one-line
+/// explanation. Loading it gives the same configuration as an empty file.
+pub fn example_yaml() -> String {
+    EXAMPLE.to_owned()
+}
+
+const EXAMPLE: &str = r#"# navigator.yaml — every key with its default value.
+#
+# Found via `--config PATH`, else ./navigator.yaml, else built-in defaults (an empty file is valid).
+# Substitution before parsing: ${VAR} (must be set), ${VAR:-default} (used when unset or empty),
+# ${VAR:?message} (start-up fails with message when unset or empty), $$ for a literal dollar sign.
+# A bare $VAR is left as is, and nothing is substituted inside comments.
+# Quote substitutions that may contain YAML syntax: api_key: "${OPENAI_API_KEY:?set the key}".
+# Then environment overrides win: NAVIGATOR__SECTION__KEY=value, e.g. NAVIGATOR__WORKERS__CONCURRENCY=8.
+# Keys marked (secret) are never printed; prefer ${VAR} or an override over writing them here.
+
+# Root directory of everything kept on local disk (database, blobs, models fallback).
+data_dir: ./navigator-data
+
+server:
+  # Address and port the HTTP API binds (`navigator serve --listen` overrides it).
+  listen: 127.0.0.1:8080
+  # Public base URL callers and callbacks use to reach this server, e.g. https://nav.example.com.
+  public_url:
+  # Largest accepted upload in bytes (100 MiB); larger uploads get 413 before being buffered.
+  max_upload_bytes: 104857600
+  # Seconds before an HTTP request is abandoned.
+  request_timeout_secs: 30
+  # Seconds a SIGTERM drain may take (requests finish, workers return their leases).
+  shutdown_grace_secs: 30
+
+database:
+  # sqlite://PATH or postgres://USER:PASSWORD@HOST/DB (password masked in output);
+  # empty means sqlite://{data_dir}/navigator.db.
+  url:
+
+blobs:
+  # file://DIR or s3://BUCKET/PREFIX; empty means file://{data_dir}/blobs.
+  url:
+  s3:
+    # S3-compatible endpoint (MinIO, R2, …); empty means AWS.
+    endpoint:
+    # Bucket region, e.g. eu-west-1.
+    region:
+    # Access key id; empty means the standard AWS credential chain.
+    access_key_id:
+    # (secret) Secret access key, required with access_key_id.
+    secret_access_key:
+    # Accept a plain-http endpoint (local MinIO only).
+    allow_http: false
+
+parser:
+  # builtin (PDF, DOCX, HTML, Markdown, text; nothing leaves the machine) or llamaparse (remote).
+  kind: builtin
+  # Seconds allowed to parse one document.
+  timeout_secs: 60
+  # Memory limit of the sandboxed parser process, in MiB.
+  memory_mb: 1024
+  # Run built-in parsers in a resource-limited child process.
+  sandbox: true
+  llamaparse:
+    # Base URL of the LlamaParse-compatible service (required when kind is llamaparse).
+    base_url:
+    # (secret) API key of that service (required when kind is llamaparse).
+    api_key:
+
+embedder:
+  # local (all-MiniLM-L6-v2, 384 dims, on this machine), openai (any OpenAI-compatible API),
+  # or hash (deterministic test embedder: fast, no model, meaningless similarity; tests only).
+  kind: local
+  # Chunks sent per embedding call.
+  batch_size: 32
+  local:
+    # Model files; empty means $XDG_CACHE_HOME/navigator/models/all-MiniLM-L6-v2,
+    # else ~/.cache/navigator/models/all-MiniLM-L6-v2, else {data_dir}/models/all-MiniLM-L6-v2.
+    model_dir:
+  openai:
+    # API base URL, e.g. https://api.openai.com/v1 (required when kind is openai).
+    base_url:
+    # Model name, e.g. text-embedding-3-small (required when kind is openai).
+    model:
+    # (secret) API key.
+    api_key:
+    # Requested output dimensions, for models that can shorten their vectors; empty means native.
+    dimensions:
+
+chunker:
+  # Hard upper bound of a chunk in embedder tokens (32 or more; at most 256 with the local model).
+  max_tokens: 256
+  # Chunk size the chunker aims for (at most max_tokens).
+  target_tokens: 200
+  # Fraction of a chunk repeated at the start of the next one (0 to 0.5).
+  overlap_ratio: 0.15
+
+workers:
+  # Jobs one worker process runs at once (1 to 64).
+  concurrency: 2
+  # Seconds a claimed job stays leased without renewal before the rescuer may requeue it.
+  lease_secs: 30
+  # Milliseconds between claim attempts when the queue is empty.
+  poll_interval_ms: 500
+  # Seconds between rescuer runs that requeue jobs whose lease expired.
+  rescue_interval_secs: 10
+  retry:
+    # First retry delay ceiling in seconds; doubles per attempt (full jitter).
+    base_secs: 3
+    # Largest retry delay in seconds.
+    cap_secs: 300
+    # Attempts of one stage before the job fails with retries_exhausted.
+    max_attempts: 5
+
+auth:
+  # none (every caller is one local owner; laptops and tests) or jwt (bearer tokens).
+  mode: none
+  jwt:
+    # (secret) HS256 shared secret, at least 32 bytes; this or jwks_url is required for jwt.
+    hs256_secret:
+    # JWKS URL for RS256/ES256/EdDSA keys (https; http only for localhost).
+    jwks_url:
+    # Required `iss` claim (required for jwt).
+    issuer:
+    # Required `aud` claim (required for jwt).
+    audience:
+
+search:
+  # Hits returned when a request gives no limit.
+  default_limit: 10
+  # Largest limit a request may ask for.
+  max_limit: 100
+  # Reciprocal-rank-fusion constant; larger values flatten the weight of top ranks.
+  rrf_k: 60
+
+log:
+  # text (for humans) or json (one object per line, for collectors).
+  format: text
+  # tracing filter, e.g. info or info,navigator_pipeline=debug.
+  level: info
+"#;

@@ -1,0 +1,591 @@
+//! Configuration: one YAML file, `${VAR}` substitution, `NAVIGATOR__SECTION__KEY` overrides,
+//! validated once at start-up (SPEC §6).
+//!
+//! Main items: [`Config`] and its section structs, [`load`] / [`load_from_str`], [`ConfigErrors`]
+//! (every problem, each with its key path and its line or environment variable),
+//! [`example_yaml`] and [`redacted_yaml`].
+//!
+//! Key design choice: the file and the overrides are merged as one tree before a single
+//! deserialisation into [`Config`], and the environment is passed in rather than read globally,
+//! so tests are hermetic and a value means the same thing wherever it came from. The structs are
+//! plain data with `deny_unknown_fields` and a default for every field (an empty file is valid);
+//! durations are `_secs`/`_ms` integers here and `Duration` through the accessor methods.
+//!
+//! Loading pipeline: read file → [`expand`] `${…}` → parse YAML into a located tree → apply
+//! environment overrides → deserialise (a type error is pinned to its key by re-trying one leaf
+//! at a time against the defaults) → fill environment-derived defaults → [`validate`].
+
+mod error;
+mod example;
+mod expand;
+mod load;
+mod secret;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors, Origin};
+pub use example::example_yaml;
+pub use load::{DEFAULT_CONFIG_PATH, ENV_PREFIX, load, load_from_str, redacted_yaml};
+pub use secret::{ConnectionUrl, REDACTED, Secret};
+
+use navigator_domain::RetryPolicy;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------------
+// Root
+
+pub const DEFAULT_DATA_DIR: &str = "./navigator-data";
+
+/// The whole configuration. `Config::default()` is what an empty file gives before the
+/// environment-derived defaults are filled in; [`Config::defaults`] is what [`load`] returns for
+/// an empty file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Root of everything the embedded deployment keeps on disk.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub blobs: BlobsConfig,
+    pub parser: ParserConfig,
+    pub embedder: EmbedderConfig,
+    pub chunker: ChunkerConfig,
+    pub workers: WorkersConfig,
+    pub auth: AuthConfig,
+    pub search: SearchConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            blobs: BlobsConfig::default(),
+            parser: ParserConfig::default(),
+            embedder: EmbedderConfig::default(),
+            chunker: ChunkerConfig::default(),
+            workers: WorkersConfig::default(),
+            auth: AuthConfig::default(),
+            search: SearchConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// What [`load`] returns for an empty file and no overrides: the defaults with
+    /// `database.url`, `blobs.url` and `embedder.local.model_dir` filled in from `data_dir` and
+    /// `env`.
+    pub fn defaults(env: &HashMap<String, String>) -> Self {
+        Self::default().with_derived_defaults(env)
+    }
+
+    /// Fills every `None` that has a derived default, so the effective configuration (and
+    /// [`redacted_yaml`]) shows the real values.
+    pub(crate) fn with_derived_defaults(mut self, env: &HashMap<String, String>) -> Self {
+        if self.database.url.is_none() {
+            self.database.url = Some(self.database_url());
+        }
+        if self.blobs.url.is_none() {
+            self.blobs.url = Some(self.blobs_url());
+        }
+        if self.embedder.local.model_dir.is_none() {
+            self.embedder.local.model_dir = Some(default_model_dir(env, &self.data_dir));
+        }
+        self
+    }
+
+    /// The database URL, by default `sqlite://{data_dir}/navigator.db`. Its `Display` masks any
+    /// password; call `expose()` only to open the connection.
+    pub fn database_url(&self) -> ConnectionUrl {
+        self.database.url.clone().unwrap_or_else(|| {
+            ConnectionUrl::new(format!(
+                "sqlite://{}",
+                self.data_dir.join("navigator.db").display()
+            ))
+        })
+    }
+
+    /// Which store backend `database_url()` selects (validation guarantees one of them).
+    pub fn database_kind(&self) -> DatabaseKind {
+        match self.database_url().scheme() {
+            Some("postgres" | "postgresql") => DatabaseKind::Postgres,
+            _ => DatabaseKind::Sqlite,
+        }
+    }
+
+    /// The blob store URL, by default `file://{data_dir}/blobs`.
+    pub fn blobs_url(&self) -> String {
+        self.blobs
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("blobs").display()))
+    }
+
+    /// `blobs_url()` parsed: a local directory or an S3 bucket and key prefix (validation
+    /// guarantees one of them; anything else is read as a local directory).
+    pub fn blob_location(&self) -> BlobLocation {
+        let url = self.blobs_url();
+        match url.strip_prefix("s3://") {
+            Some(rest) => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                BlobLocation::S3 {
+                    bucket: bucket.to_owned(),
+                    prefix: prefix.trim_matches('/').to_owned(),
+                }
+            }
+            None => BlobLocation::File(PathBuf::from(url.strip_prefix("file://").unwrap_or(&url))),
+        }
+    }
+
+    /// Where the local embedding model lives (see [`default_model_dir`]).
+    pub fn model_dir(&self) -> PathBuf {
+        self.embedder
+            .local
+            .model_dir
+            .clone()
+            .unwrap_or_else(|| default_model_dir(&HashMap::new(), &self.data_dir))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobLocation {
+    File(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+/// The name of the built-in local embedding model's directory.
+pub const LOCAL_MODEL_NAME: &str = "all-MiniLM-L6-v2";
+
+/// `$XDG_CACHE_HOME/navigator/models/all-MiniLM-L6-v2`, else `$HOME/.cache/navigator/models/…`,
+/// else `{data_dir}/models/…` when neither variable is usable. Reads only `env`.
+pub fn default_model_dir(env: &HashMap<String, String>, data_dir: &Path) -> PathBuf {
+    let non_empty = |name: &str| env.get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    // The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
+    let cache = non_empty("XDG_CACHE_HOME")
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| non_empty("HOME").map(|home| home.join(".cache")));
+    match cache {
+        Some(cache) => cache
+            .join("navigator")
+            .join("models")
+            .join(LOCAL_MODEL_NAME),
+        None => data_dir.join("models").join(LOCAL_MODEL_NAME),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// server
+
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP API binds (`serve --listen` overrides it).
+    pub listen: SocketAddr,
+    /// How callers and callbacks reach this server from outside (`https://nav.example.com`).
+    pub public_url: Option<String>,
+    /// Uploads above this get 413 before they are buffered.
+    pub max_upload_bytes: u64,
+    pub request_timeout_secs: u64,
+    /// How long a SIGTERM drain may take before in-flight work is abandoned.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            public_url: None,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// database
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`; `None` means `sqlite://{data_dir}/navigator.db`.
+    /// Use [`Config::database_url`] rather than reading this field.
+    pub url: Option<ConnectionUrl>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// blobs
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlobsConfig {
+    /// `file://DIR` or `s3://BUCKET/PREFIX`; `None` means `file://{data_dir}/blobs`.
+    /// Use [`Config::blobs_url`] / [`Config::blob_location`] rather than reading this field.
+    pub url: Option<String>,
+    pub s3: S3Config,
+}
+
+/// Settings for an `s3://` blob store; ignored for `file://`. Unset credentials mean the usual
+/// AWS credential chain (environment, instance profile).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// S3-compatible endpoint (MinIO, R2…); `None` means AWS.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    /// Allow a plain-http endpoint (local MinIO only).
+    pub allow_http: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// parser
+
+pub const DEFAULT_PARSER_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_PARSER_MEMORY_MB: u64 = 1024;
+pub const DEFAULT_PARSER_SANDBOX: bool = true;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParserKind {
+    /// In-process parsers for PDF, DOCX, HTML, Markdown and text.
+    #[default]
+    Builtin,
+    /// A remote LlamaParse-compatible service (document content leaves the machine).
+    Llamaparse,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParserConfig {
+    pub kind: ParserKind,
+    /// Wall-clock limit for parsing one document.
+    pub timeout_secs: u64,
+    /// Memory limit of the sandboxed parser process.
+    pub memory_mb: u64,
+    /// Run the built-in parsers in a resource-limited child process.
+    pub sandbox: bool,
+    pub llamaparse: LlamaParseConfig,
+}
+
+impl Default for ParserConfig {
+    fn default() -> Self {
+        Self {
+            kind: ParserKind::default(),
+            timeout_secs: DEFAULT_PARSER_TIMEOUT_SECS,
+            memory_mb: DEFAULT_PARSER_MEMORY_MB,
+            sandbox: DEFAULT_PARSER_SANDBOX,
+            llamaparse: LlamaParseConfig::default(),
+        }
+    }
+}
+
+impl ParserConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    pub fn memory_limit_bytes(&self) -> u64 {
+        self.memory_mb.saturating_mul(1024 * 1024)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlamaParseConfig {
+    pub base_url: Option<String>,
+    pub api_key: Option<Secret>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// embedder
+
+pub const DEFAULT_EMBED_BATCH_SIZE: usize = 32;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedderKind {
+    /// The built-in all-MiniLM-L6-v2 model (384 dimensions); nothing leaves the machine.
+    #[default]
+    Local,
+    /// Any OpenAI-compatible embeddings API.
+    Openai,
+    /// A deterministic hash embedder for tests only: fast, no model, meaningless similarity.
+    Hash,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedderConfig {
+    pub kind: EmbedderKind,
+    /// Chunks per embedding call.
+    pub batch_size: usize,
+    pub local: LocalEmbedderConfig,
+    pub openai: OpenAiEmbedderConfig,
+}
+
+impl Default for EmbedderConfig {
+    fn default() -> Self {
+        Self {
+            kind: EmbedderKind::default(),
+            batch_size: DEFAULT_EMBED_BATCH_SIZE,
+            local: LocalEmbedderConfig::default(),
+            openai: OpenAiEmbedderConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalEmbedderConfig {
+    /// `None` means [`default_model_dir`]; [`load`] always fills it in.
+    pub model_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenAiEmbedderConfig {
+    /// e.g. `https://api.openai.com/v1`.
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<Secret>,
+    /// Requested output dimensions, for models that support shortening.
+    pub dimensions: Option<u32>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// chunker
+
+/// The local model's input limit; chunks above it would be silently truncated when embedded.
+pub const LOCAL_MODEL_MAX_TOKENS: u32 = 256;
+pub const DEFAULT_CHUNK_MAX_TOKENS: u32 = 256;
+pub const DEFAULT_CHUNK_TARGET_TOKENS: u32 = 200;
+pub const DEFAULT_CHUNK_OVERLAP_RATIO: f64 = 0.15;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChunkerConfig {
+    /// Hard upper bound of a chunk, in embedder tokens.
+    pub max_tokens: u32,
+    /// Size the chunker aims for.
+    pub target_tokens: u32,
+    /// Fraction of a chunk repeated at the start of the next one.
+    pub overlap_ratio: f64,
+}
+
+impl Default for ChunkerConfig {
+    fn default() -> Self {
+        Self {
+            max_tokens: DEFAULT_CHUNK_MAX_TOKENS,
+            target_tokens: DEFAULT_CHUNK_TARGET_TOKENS,
+            overlap_ratio: DEFAULT_CHUNK_OVERLAP_RATIO,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// workers
+
+pub const DEFAULT_WORKER_CONCURRENCY: u32 = 2;
+pub const DEFAULT_LEASE_SECS: u64 = 30;
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 500;
+pub const DEFAULT_RESCUE_INTERVAL_SECS: u64 = 10;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Jobs one worker process runs at once.
+    pub concurrency: u32,
+    /// How long a claimed job stays leased without a renewal.
+    pub lease_secs: u64,
+    /// Pause between claims when the queue is empty.
+    pub poll_interval_ms: u64,
+    /// How often the rescuer returns expired leases to the queue.
+    pub rescue_interval_secs: u64,
+    pub retry: RetryConfig,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: DEFAULT_WORKER_CONCURRENCY,
+            lease_secs: DEFAULT_LEASE_SECS,
+            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+            rescue_interval_secs: DEFAULT_RESCUE_INTERVAL_SECS,
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+impl WorkersConfig {
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+
+    pub fn rescue_interval(&self) -> Duration {
+        Duration::from_secs(self.rescue_interval_secs)
+    }
+}
+
+pub const DEFAULT_RETRY_BASE_SECS: u64 = navigator_domain::retry::DEFAULT_RETRY_BASE.as_secs();
+pub const DEFAULT_RETRY_CAP_SECS: u64 = navigator_domain::retry::DEFAULT_RETRY_CAP.as_secs();
+pub const DEFAULT_RETRY_MAX_ATTEMPTS: u32 = navigator_domain::retry::DEFAULT_MAX_ATTEMPTS;
+
+/// Exponential backoff with full jitter between attempts of a failed stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    pub base_secs: u64,
+    pub cap_secs: u64,
+    /// Attempts of one stage before the job fails with `retries_exhausted`.
+    pub max_attempts: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            base_secs: DEFAULT_RETRY_BASE_SECS,
+            cap_secs: DEFAULT_RETRY_CAP_SECS,
+            max_attempts: DEFAULT_RETRY_MAX_ATTEMPTS,
+        }
+    }
+}
+
+impl RetryConfig {
+    pub fn base(&self) -> Duration {
+        Duration::from_secs(self.base_secs)
+    }
+
+    pub fn cap(&self) -> Duration {
+        Duration::from_secs(self.cap_secs)
+    }
+
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            base: self.base(),
+            cap: self.cap(),
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// auth
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No authentication: every caller is one local owner. Laptops and tests only.
+    #[default]
+    None,
+    /// Bearer JWTs: HS256 with a shared secret, or RS256/ES256/EdDSA via a JWKS URL.
+    Jwt,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub jwt: JwtConfig,
+}
+
+/// Checked only when `auth.mode` is `jwt`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtConfig {
+    /// At least 32 bytes.
+    pub hs256_secret: Option<Secret>,
+    pub jwks_url: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// search
+
+pub const DEFAULT_SEARCH_LIMIT: u32 = 10;
+pub const DEFAULT_SEARCH_MAX_LIMIT: u32 = 100;
+pub const DEFAULT_RRF_K: u32 = 60;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Hits returned when a request does not say.
+    pub default_limit: u32,
+    /// Largest `limit` a request may ask for.
+    pub max_limit: u32,
+    /// Reciprocal-rank-fusion constant: higher flattens the weight of top ranks.
+    pub rrf_k: u32,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            default_limit: DEFAULT_SEARCH_LIMIT,
+            max_limit: DEFAULT_SEARCH_MAX_LIMIT,
+            rrf_k: DEFAULT_RRF_K,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// log
+
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    #[default]
+    Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, or `info,navigator_pipeline=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            level: DEFAULT_LOG_LEVEL.to_owned(),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! `/v1/jobs`: one job, a list, manual retry, and server-sent events of its transitions.
+
+use super::AppState;
+use super::documents::{Page, job_view, page_limit};
+use super::error::{ApiError, ApiPath, ApiQuery};
+use super::principal::Principal;
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use navigator_domain::{JobId, JobStatus};
+use navigator_store::StoreError;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+
+/// How often an open event stream looks for new transitions. The store is the source of truth
+/// (a transition may be made by a worker in another process), so the stream polls it.
+const EVENT_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+fn parse_job_id(raw: &str) -> Result<JobId, ApiError> {
+    JobId::parse(raw).map_err(|_| ApiError::not_found("job"))
+}
+
+fn job_not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("job"),
+        other => other.into(),
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_job_id(&id)?;
+    let job = state
+        .store
+        .get_job(&principal.scope(), id)
+        .await
+        .map_err(job_not_found)?;
+    Ok(Json(job_view(&job)))
+}
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    pub status: Option<String>,
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Page<serde_json::Value>>, ApiError> {
+    let limit = page_limit(params.limit)?;
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| {
+            JobStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid("status must be one of queued, running, waiting, retrying, complete, failed, cancelled")
+            })
+        })
+        .transpose()?;
+    let after = params
+        .after
+        .as_deref()
+        .map(JobId::parse)
+        .transpose()
+        .map_err(|_| ApiError::invalid("after must be a job id"))?;
+    let jobs = state
+        .store
+        .list_jobs(&principal.scope(), status, after, limit)
+        .await?;
+    let next = (jobs.len() as u32 == limit)
+        .then(|| jobs.last().map(|j| j.id.to_string()))
+        .flatten();
+    Ok(Json(Page {
+        items: jobs.iter().map(job_view).collect(),
+        next,
+    }))
+}
+
+pub async fn retry(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+    let id = parse_job_id(&id)?;
+    let job = state
+        .store
+        .retry_job(&principal.scope(), id, state.clock.now())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("job"),
+            StoreError::StaleState { .. } => ApiError::new(
+                navigator_domain::ErrorCode::Conflict,
+                "only a failed job can be retried",
+            ),
+            other => other.into(),
+        })?;
+    state.wake.notify_one();
+    tracing::info!(job_id = %id, "job re-queued by request");
+    Ok((axum::http::StatusCode::ACCEPTED, Json(job_view(&job))))
+}
+
+/// Streams each transition of the job as it happens (`event: transition`, `id` = event sequence),
+/// ending after the job reaches a terminal status. `Last-Event-ID` resumes after that event.
+pub async fn events(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id = parse_job_id(&id)?;
+    // Visibility check before streaming anything.
+    state
+        .store
+        .get_job(&principal.scope(), id)
+        .await
+        .map_err(job_not_found)?;
+    let after: i64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let stream = futures::stream::unfold(
+        (state, after, false),
+        move |(state, mut after, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                if state.shutdown.is_cancelled() {
+                    return None;
+                }
+                match state.store.job_events(id, after).await {
+                    Ok(events) if !events.is_empty() => {
+                        let batch: Vec<Result<Event, Infallible>> = events
+                            .iter()
+                            .map(|e| {
+                                Ok(Event::default()
+                                    .event("transition")
+                                    .id(e.seq.to_string())
+                                    .json_data(e)
+                                    .unwrap_or_else(|_| {
+                                        Event::default().comment("unserialisable event")
+                                    }))
+                            })
+                            .collect();
+                        after = events.last().map(|e| e.seq).unwrap_or(after);
+                        let terminal = match state
+                            .store
+                            .get_job(&navigator_store::OwnerScope::All, id)
+                            .await
+                        {
+                            Ok(job) => {
+                                job.status.is_terminal()
+                                    && events.last().is_some_and(|e| e.to == job.status)
+                            }
+                            Err(_) => true,
+                        };
+                        return Some((futures::stream::iter(batch), (state, after, terminal)));
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(job_id = %id, error = %e, "failed to read job events"),
+                }
+                tokio::select! {
+                    _ = state.shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(EVENT_POLL_INTERVAL) => {}
+                }
+            }
+        },
+    );
+    use futures::StreamExt;
+    Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
+}

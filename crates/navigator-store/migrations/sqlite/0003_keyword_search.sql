@@ -1,0 +1,7 @@
+-- Keyword search over live chunks. A plain FTS5 table whose rowid is chunks.pk; the store
+-- maintains it in the same transactions that publish and delete chunks (no triggers).
+CREATE VIRTUAL TABLE chunks_fts USING fts5 (
+    text,
+    chunk_id UNINDEXED,
+    tokenize = 'unicode61 remove_diacritics 2'
+);

@@ -1,0 +1,116 @@
+//! Hand-rolled versioned migrations.
+//!
+//! The numbers and intent are shared with the PostgreSQL migrations (same version, same
+//! description, backend-specific SQL), so `migration_status` reads the same on both backends.
+
+use super::db_err;
+use crate::{MigrationInfo, StoreResult};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+pub(super) struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "documents and jobs",
+        sql: include_str!("../../migrations/sqlite/0001_documents_and_jobs.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "chunks and embeddings",
+        sql: include_str!("../../migrations/sqlite/0002_chunks_and_embeddings.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "keyword search",
+        sql: include_str!("../../migrations/sqlite/0003_keyword_search.sql"),
+    },
+];
+
+const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER PRIMARY KEY NOT NULL,
+    description TEXT    NOT NULL,
+    applied_at  INTEGER NOT NULL
+)";
+
+/// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction, so two
+/// processes migrating at once serialise and the second one finds nothing to do.
+pub(super) async fn migrate(writer: &SqlitePool) -> StoreResult<()> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+    sqlx::query(CREATE_LEDGER)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+
+    for migration in MIGRATIONS {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        if is_applied(&mut tx, migration.version).await? {
+            tx.commit().await.map_err(db_err)?;
+            continue;
+        }
+        sqlx::raw_sql(migration.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
+        )
+        .bind(migration.version)
+        .bind(migration.description)
+        .bind(super::rows::to_ms(time::OffsetDateTime::now_utc()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        tracing::info!(
+            version = migration.version,
+            description = migration.description,
+            "applied migration"
+        );
+    }
+    Ok(())
+}
+
+async fn is_applied(conn: &mut SqliteConnection, version: i64) -> StoreResult<bool> {
+    let row = sqlx::query("SELECT 1 FROM schema_migrations WHERE version = ?1")
+        .bind(version)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?;
+    Ok(row.is_some())
+}
+
+pub(super) async fn status(reader: &SqlitePool) -> StoreResult<Vec<MigrationInfo>> {
+    let ledger_exists = sqlx::query(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+    )
+    .fetch_optional(reader)
+    .await
+    .map_err(db_err)?
+    .is_some();
+    let applied: Vec<i64> = if ledger_exists {
+        sqlx::query("SELECT version FROM schema_migrations")
+            .fetch_all(reader)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|row| row.try_get::<i64, _>("version"))
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?
+    } else {
+        Vec::new()
+    };
+    Ok(MIGRATIONS
+        .iter()
+        .map(|m| MigrationInfo {
+            version: m.version,
+            description: m.description.to_owned(),
+            applied: applied.contains(&m.version),
+        })
+        .collect())
+}
