@@ -68,8 +68,7 @@ fn read_entry(
         }
         out.extend_from_slice(&chunk[..n]);
         let inflated = out.len() as u64;
-        if inflated > *budget
-            || (inflated > RATIO_FLOOR_BYTES && inflated / compressed > MAX_RATIO)
+        if inflated > *budget || (inflated > RATIO_FLOOR_BYTES && inflated / compressed > MAX_RATIO)
         {
             return Err(ParseError::ResourceLimit);
         }

@@ -131,6 +131,7 @@ pub fn chunk_document(
             counter,
             overhead: limits.overhead,
             budget: limits.target,
+            limit: limits.limit,
         },
         limits,
         path: Vec::new(),

@@ -157,7 +157,11 @@ pub fn main() -> ExitCode {
         print!("{}", config::example_yaml());
         return ExitCode::SUCCESS;
     }
-    let env: HashMap<String, String> = std::env::vars().collect();
+    // Variables that are not valid UTF-8 cannot be referenced from the config; skip them rather
+    // than panic.
+    let env: HashMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
     let config = match config::load(cli.config.as_deref(), &env) {
         Ok(c) => c,
         Err(errors) => {

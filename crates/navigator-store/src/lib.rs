@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod keyword;
 pub mod sqlite;
 mod types;
 

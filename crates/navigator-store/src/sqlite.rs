@@ -11,7 +11,7 @@
 //! - `sqlite::memory:` uses one pool of one connection for both roles: every connection to a
 //!   private in-memory database would otherwise see its own empty database.
 //! - Keyword search is an FTS5 table kept in step with live chunks inside the same transactions
-//!   (no triggers); vector search is brute-force cosine (see [`search`]).
+//!   (no triggers); vector search is brute-force cosine (see the `search` module).
 
 mod jobs;
 mod migrations;

@@ -23,7 +23,10 @@ fn html_without_text_is_empty() {
 fn markdown_passes_through_normalised() {
     let md = b"# Plan   overview  \n\n\n\nDeductible:\t$500\r\n\n## Claims\n- file\n- wait\n";
     let doc = parse(MediaType::Markdown, md).expect("parses");
-    assert_eq!(doc.pages[0].text, "# Plan overview\n\nDeductible: $500\n\n## Claims\n- file\n- wait");
+    assert_eq!(
+        doc.pages[0].text,
+        "# Plan overview\n\nDeductible: $500\n\n## Claims\n- file\n- wait"
+    );
 }
 
 #[test]
@@ -35,6 +38,9 @@ fn plain_text_passes_through_normalised() {
 #[test]
 fn empty_and_whitespace_only_text_is_empty() {
     assert_eq!(parse(MediaType::Text, b""), Err(ParseError::Empty));
-    assert_eq!(parse(MediaType::Text, b" \n\t\r\n  "), Err(ParseError::Empty));
+    assert_eq!(
+        parse(MediaType::Text, b" \n\t\r\n  "),
+        Err(ParseError::Empty)
+    );
     assert_eq!(parse(MediaType::Markdown, b"\n\n"), Err(ParseError::Empty));
 }

@@ -40,10 +40,23 @@ fn each_page_of_a_generated_pdf_carries_its_own_text() {
     for (i, page) in doc.pages.iter().enumerate() {
         let n = i + 1;
         assert_eq!(page.number as usize, n);
-        assert!(page.text.contains(&format!("Page {n} opens with marker{n}.")), "{}", page.text);
-        assert!(page.text.contains(&format!("page {n} (with parentheses).")), "{}", page.text);
+        assert!(
+            page.text
+                .contains(&format!("Page {n} opens with marker{n}.")),
+            "{}",
+            page.text
+        );
+        assert!(
+            page.text.contains(&format!("page {n} (with parentheses).")),
+            "{}",
+            page.text
+        );
         for other in (1..=5).filter(|o| *o != n) {
-            assert!(!page.text.contains(&format!("marker{other}")), "{}", page.text);
+            assert!(
+                !page.text.contains(&format!("marker{other}")),
+                "{}",
+                page.text
+            );
         }
     }
 }
@@ -111,7 +124,11 @@ fn pages_without_text_keep_their_place_between_pages_with_text() {
         &PdfOptions::default(),
     );
     let doc = parse(MediaType::Pdf, &pdf).expect("parses");
-    let texts: Vec<(u32, &str)> = doc.pages.iter().map(|p| (p.number, p.text.as_str())).collect();
+    let texts: Vec<(u32, &str)> = doc
+        .pages
+        .iter()
+        .map(|p| (p.number, p.text.as_str()))
+        .collect();
     assert_eq!(texts, vec![(1, "one"), (2, ""), (3, "three")]);
 }
 

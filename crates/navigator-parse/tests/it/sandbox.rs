@@ -16,7 +16,14 @@ use crate::support::fixture;
 const CHILD: &str = env!("CARGO_BIN_EXE_navigator-parse-child");
 
 async fn sandboxed(media: MediaType, bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
-    parse_in_sandbox(Path::new(CHILD), &[], media, bytes, &SandboxLimits::default()).await
+    parse_in_sandbox(
+        Path::new(CHILD),
+        &[],
+        media,
+        bytes,
+        &SandboxLimits::default(),
+    )
+    .await
 }
 
 async fn hooked(marker: &str, limits: SandboxLimits) -> Result<ParsedDocument, ParseError> {
@@ -45,7 +52,10 @@ async fn a_parse_error_in_the_child_comes_back_as_that_error() {
         sandboxed(MediaType::Pdf, b"not a pdf").await,
         Err(ParseError::Unsupported)
     );
-    assert_eq!(sandboxed(MediaType::Text, b"   ").await, Err(ParseError::Empty));
+    assert_eq!(
+        sandboxed(MediaType::Text, b"   ").await,
+        Err(ParseError::Empty)
+    );
 }
 
 #[tokio::test]
@@ -78,7 +88,10 @@ async fn a_looping_parser_is_killed_and_reported_as_timeout() {
         timeout: Duration::from_secs(2),
         ..SandboxLimits::default()
     };
-    assert_eq!(hooked(TEST_HOOK_LOOP, limits).await, Err(ParseError::Timeout));
+    assert_eq!(
+        hooked(TEST_HOOK_LOOP, limits).await,
+        Err(ParseError::Timeout)
+    );
 }
 
 #[tokio::test]
@@ -105,10 +118,18 @@ async fn test_hooks_do_nothing_unless_the_child_environment_enables_them() {
 async fn a_program_that_does_not_speak_the_protocol_is_reported_as_crashed() {
     let limits = SandboxLimits::default();
     for program in ["/bin/true", "/bin/false"] {
-        let result = parse_in_sandbox(Path::new(program), &[], MediaType::Text, b"x", &limits).await;
+        let result =
+            parse_in_sandbox(Path::new(program), &[], MediaType::Text, b"x", &limits).await;
         assert_eq!(result, Err(ParseError::Crashed), "{program}");
     }
-    let missing = parse_in_sandbox(Path::new("/nonexistent/child"), &[], MediaType::Text, b"x", &limits).await;
+    let missing = parse_in_sandbox(
+        Path::new("/nonexistent/child"),
+        &[],
+        MediaType::Text,
+        b"x",
+        &limits,
+    )
+    .await;
     assert_eq!(missing, Err(ParseError::Crashed));
 }
 

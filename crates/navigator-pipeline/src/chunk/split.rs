@@ -195,7 +195,11 @@ pub(super) struct Splitter<'a> {
     pub counter: &'a dyn TokenCounter,
     /// Tokens the counter reports for empty text: the special tokens every count includes.
     pub overhead: usize,
+    /// What each unit should fit: the chunk target.
     pub budget: usize,
+    /// What a unit must fit: the chunk limit (only a single character can need more than the
+    /// budget).
+    pub limit: usize,
 }
 
 impl Splitter<'_> {
@@ -271,13 +275,21 @@ impl Splitter<'_> {
                 count <= self.budget
             });
             if end == start {
-                // Only a counter that gives one character more tokens than the whole budget gets
-                // here; dropping the character is the one way to keep the bound.
-                tracing::warn!(
-                    page,
-                    "dropped a character that alone exceeds the token budget"
-                );
-                from = boundaries[start];
+                // One character over the target: take it alone if it fits the hard limit. Only a
+                // counter that gives one character more tokens than the limit gets past this, and
+                // dropping the character is then the one way to keep the bound.
+                let to = boundaries[start];
+                let count = self.counter.count_tokens(&word[from..to]);
+                if count <= self.limit {
+                    out.push(self.unit(&word[from..to], sep, page, kind, count));
+                    sep = Sep::Glue;
+                } else {
+                    tracing::warn!(
+                        page,
+                        "dropped a character that alone exceeds the token limit"
+                    );
+                }
+                from = to;
                 start += 1;
                 continue;
             }

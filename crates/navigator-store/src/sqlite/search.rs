@@ -6,29 +6,10 @@ use crate::{ChunkHit, SearchQuery, StoreError, StoreResult};
 use sqlx::{Row, SqliteConnection};
 use std::collections::HashMap;
 
-/// At most this many distinct words of a query reach FTS5: enough for any real question, and a
-/// bound on the work a 10 000-character query can cause.
-const MAX_TERMS: usize = 32;
-/// Longer "words" are skipped: nothing a person types is that long (a sha256 is 64).
-const MAX_TERM_CHARS: usize = 128;
-
-/// Turns free text into a safe FTS5 query: alphanumeric words, each quoted as a string, joined with
-/// `OR`. User syntax (quotes, `*`, `NEAR(`, column filters, `AND`/`NOT`) never reaches FTS5 as
-/// syntax. `None` when the text holds no word.
+/// Turns free text into a safe FTS5 query: the shared [`crate::keyword::query_terms`], each quoted
+/// as a string, joined with `OR`. `None` when the text holds no word.
 pub(crate) fn fts_query(text: &str) -> Option<String> {
-    let mut terms: Vec<String> = Vec::new();
-    for word in text.split(|c: char| !c.is_alphanumeric()) {
-        if word.is_empty() || word.chars().count() > MAX_TERM_CHARS {
-            continue;
-        }
-        let word = word.to_lowercase();
-        if !terms.contains(&word) {
-            terms.push(word);
-            if terms.len() == MAX_TERMS {
-                break;
-            }
-        }
-    }
+    let terms = crate::keyword::query_terms(text);
     if terms.is_empty() {
         return None;
     }
@@ -184,7 +165,7 @@ mod tests {
         assert_eq!(fts_query("\""), None);
         assert_eq!(fts_query("*"), None);
         assert_eq!(fts_query("NEAR("), Some("\"near\"".to_owned()));
-        assert_eq!(fts_query("' OR 1=1 --"), Some("\"or\" OR \"1\"".to_owned()));
+        assert_eq!(fts_query("' OR 1=1 --"), Some("\"1\"".to_owned()));
         assert_eq!(
             fts_query("Lease, lease EXPIRY!"),
             Some("\"lease\" OR \"expiry\"".to_owned())

@@ -220,7 +220,10 @@ pub fn insurance_policy_pages(n: usize, seed: u64) -> Vec<String> {
         let mut sentences_written = 0;
         let mut length = 0;
         while length < PAGE_CHARS - 150 {
-            if paragraphs.len() <= 1 || rng.chance(1, 5) {
+            // A section opens after a chapter heading and now and then mid-page; otherwise a
+            // page continues the section of the page before, as printed booklets do.
+            let after_chapter_heading = paragraphs.len() == 1 && paragraphs[0].starts_with("# ");
+            if after_chapter_heading || rng.chance(1, 6) {
                 section += 1;
                 paragraphs.push(format!("## {chapter}.{section} {}", rng.pick(SECTIONS)));
             }

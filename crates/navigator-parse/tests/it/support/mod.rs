@@ -16,8 +16,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
 /// A ZIP of `(name, content)` entries, deflated.
 pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options =
-        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, content) in entries {
         writer.start_file(*name, options).expect("start entry");
         writer.write_all(content).expect("write entry");

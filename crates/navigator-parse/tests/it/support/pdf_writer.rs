@@ -79,7 +79,8 @@ pub fn build(contents: &[Vec<u8>], options: &PdfOptions) -> Vec<u8> {
     if options.encrypted {
         let filler = "0".repeat(64);
         objects.push(
-            format!("<< /Filter /Standard /V 1 /R 2 /O <{filler}> /U <{filler}> /P -4 >>").into_bytes(),
+            format!("<< /Filter /Standard /V 1 /R 2 /O <{filler}> /U <{filler}> /P -4 >>")
+                .into_bytes(),
         );
     }
 
@@ -92,7 +93,9 @@ pub fn build(contents: &[Vec<u8>], options: &PdfOptions) -> Vec<u8> {
         pdf.extend_from_slice(b"\nendobj\n");
     }
     let xref_at = pdf.len();
-    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for offset in offsets {
         pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
     }
