@@ -68,6 +68,9 @@ fn main() {
         let doc = navigator_parse::parse(MediaType::Pdf, &pdf).expect("parses");
         let elapsed = started.elapsed().as_secs_f64();
         assert_eq!(doc.pages.len(), PAGES);
+        let first = &doc.pages[0].text;
+        assert!(first.starts_with("# 1. Section 1 Benefits\n\n"), "{first}");
+        assert!(doc.pages.iter().all(|p| p.text.len() >= CHARS_PER_PAGE));
         best = best.min(elapsed);
     }
     println!(

@@ -473,6 +473,9 @@ struct Extractor<'a> {
     // Per page:
     gs: GraphicsState,
     gs_stack: Vec<GraphicsState>,
+    gs_overflow: usize,
+    /// A form XObject may not restore states saved by its caller.
+    gs_floor: usize,
     tm: Matrix,
     tlm: Matrix,
     operations: usize,
@@ -488,6 +491,8 @@ impl<'a> Extractor<'a> {
             fonts: FontCache::default(),
             gs: GraphicsState::default(),
             gs_stack: Vec::new(),
+            gs_overflow: 0,
+            gs_floor: 0,
             tm: Matrix::IDENTITY,
             tlm: Matrix::IDENTITY,
             operations: 0,
@@ -500,6 +505,8 @@ impl<'a> Extractor<'a> {
     fn page_lines(&mut self, page_id: lopdf::ObjectId) -> Result<Vec<Line>, ParseError> {
         self.gs = GraphicsState::default();
         self.gs_stack.clear();
+        self.gs_overflow = 0;
+        self.gs_floor = 0;
         self.tm = Matrix::IDENTITY;
         self.tlm = Matrix::IDENTITY;
         self.operations = 0;
@@ -543,10 +550,17 @@ impl<'a> Extractor<'a> {
             "q" => {
                 if self.gs_stack.len() < MAX_GRAPHICS_STATE_DEPTH {
                     self.gs_stack.push(self.gs);
+                } else {
+                    // Too deep to keep: remember the save so its restore stays balanced.
+                    self.gs_overflow += 1;
                 }
             }
             "Q" => {
-                if let Some(gs) = self.gs_stack.pop() {
+                if self.gs_overflow > 0 {
+                    self.gs_overflow -= 1;
+                } else if self.gs_stack.len() > self.gs_floor
+                    && let Some(gs) = self.gs_stack.pop()
+                {
                     self.gs = gs;
                 }
             }
@@ -739,7 +753,9 @@ impl<'a> Extractor<'a> {
             }
             Err(_) => scope,
         };
-        let saved = (self.gs, self.gs_stack.len(), self.tm, self.tlm);
+        let saved = (self.gs, self.gs_floor, self.gs_overflow, self.tm, self.tlm);
+        self.gs_floor = self.gs_stack.len();
+        self.gs_overflow = 0;
         if let Some(matrix) = stream
             .dict
             .get(b"Matrix")
@@ -750,10 +766,8 @@ impl<'a> Extractor<'a> {
             self.gs.ctm = matrix.then(self.gs.ctm);
         }
         let result = self.run(&content, form_scope, depth + 1);
-        self.gs = saved.0;
-        self.gs_stack.truncate(saved.1);
-        self.tm = saved.2;
-        self.tlm = saved.3;
+        self.gs_stack.truncate(self.gs_floor);
+        (self.gs, self.gs_floor, self.gs_overflow, self.tm, self.tlm) = saved;
         result
     }
 }

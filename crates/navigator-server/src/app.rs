@@ -4,7 +4,7 @@
 //! [`App::build`] is what `main` and the tests both call (tests bind port 0 and read the real
 //! address back from [`Running::addr`]).
 
-use crate::config::{Config, EmbedderKind, ParserKind};
+use crate::config::{AuthMode, BlobLocation, Config, DatabaseKind, EmbedderKind, ParserKind};
 use crate::http::{self, ApiLimits, AppState};
 use anyhow::{Context, bail};
 use navigator_domain::{Clock, SystemClock};
@@ -44,6 +44,7 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, options: BuildOptions) -> anyhow::Result<App> {
+        check_supported(&config)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let store = open_store(&config).await?;
         store
@@ -227,16 +228,16 @@ pub async fn wait_for_signal() {
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let url = config.database_url().expose().to_owned();
-    if url.starts_with("sqlite:") {
-        let store = SqliteStore::connect(&url)
-            .await
-            .context("could not open the SQLite database (database.url)")?;
-        Ok(Arc::new(store))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("database.url: PostgreSQL is not supported by this build yet; use sqlite://PATH")
-    } else {
-        bail!("database.url: expected sqlite://PATH or postgres://…")
+    match config.database_kind() {
+        DatabaseKind::Sqlite => {
+            let store = SqliteStore::connect(config.database_url().expose())
+                .await
+                .context("could not open the SQLite database (database.url)")?;
+            Ok(Arc::new(store))
+        }
+        DatabaseKind::Postgres => {
+            bail!("database.url: PostgreSQL is not supported by this build yet; use sqlite://PATH")
+        }
     }
 }
 
@@ -264,19 +265,33 @@ pub async fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>
             Ok(Arc::new(model))
         }
         EmbedderKind::Hash => Ok(Arc::new(navigator_embed::HashEmbedder::new())),
-        EmbedderKind::Openai => {
-            bail!("embedder.kind: openai is not supported by this build yet; use local")
-        }
+        EmbedderKind::Openai => bail!("embedder.kind: openai is not supported by this build yet"),
     }
 }
 
-/// Parser kinds other than the built-in one arrive with issue 4.
-pub fn check_parser_kind(config: &Config) -> anyhow::Result<()> {
-    match config.parser.kind {
-        ParserKind::Builtin => Ok(()),
-        ParserKind::Llamaparse => {
-            bail!("parser.kind: llamaparse is not supported by this build yet; use builtin")
-        }
+/// Refuses configurations this build cannot honour, so nobody runs with a setting silently
+/// ignored (above all `auth.mode: jwt`, which would otherwise serve without authentication).
+pub fn check_supported(config: &Config) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    if config.parser.kind != ParserKind::Builtin {
+        problems.push("parser.kind: only builtin is supported by this build");
+    }
+    if config.embedder.kind == EmbedderKind::Openai {
+        problems.push("embedder.kind: openai is not supported by this build yet; use local");
+    }
+    if config.auth.mode != AuthMode::None {
+        problems.push("auth.mode: jwt is not supported by this build yet; refusing to start rather than serve without authentication");
+    }
+    if matches!(config.blob_location(), BlobLocation::S3 { .. }) {
+        problems.push("blobs.url: s3:// is not supported by this build yet; use file://DIR");
+    }
+    if config.database_kind() != DatabaseKind::Sqlite {
+        problems.push("database.url: PostgreSQL is not supported by this build yet; use sqlite://PATH");
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", problems.join("\n"))
     }
 }
 

@@ -196,7 +196,6 @@ pub fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { listen, no_workers } => {
-            crate::app::check_parser_kind(&config)?;
             let listen = match listen {
                 Some(addr) => addr,
                 None => config.server.listen,
@@ -208,7 +207,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker => {
-            crate::app::check_parser_kind(&config)?;
             let app = App::build(config, BuildOptions::default()).await?;
             let mut tasks = JoinSet::new();
             app.spawn_workers(&mut tasks);
@@ -424,7 +422,6 @@ fn stage_message(status: JobStatus, stage: navigator_domain::Stage) -> String {
 
 /// Ingests into the configured store with in-process workers, drawing a bar per document.
 async fn ingest_local(config: Config, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    crate::app::check_parser_kind(&config)?;
     let app = App::build(config, BuildOptions::default()).await?;
     let (multi, style) = progress_bars();
     let mut tracked = Vec::new();
