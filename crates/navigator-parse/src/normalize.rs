@@ -75,11 +75,27 @@ fn normalize(input: &str, keep_indent: bool) -> String {
                     out.push(' ');
                 }
                 pending_space = false;
-                out.push(c);
+                match ligature(c) {
+                    Some(letters) => out.push_str(letters),
+                    None => out.push(c),
+                }
             }
         }
     }
     out
+}
+
+/// Typographic ligatures (common in PDFs) spelled out, so `ﬁle` matches a search for `file`.
+fn ligature(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{FB00}' => "ff",
+        '\u{FB01}' => "fi",
+        '\u{FB02}' => "fl",
+        '\u{FB03}' => "ffi",
+        '\u{FB04}' => "ffl",
+        '\u{FB05}' | '\u{FB06}' => "st",
+        _ => return None,
+    })
 }
 
 /// Zero-width and bidi formatting characters that render as nothing (and BOMs).
@@ -118,6 +134,14 @@ mod tests {
     #[test]
     fn markdown_keeps_indentation_but_not_inner_runs() {
         assert_eq!(normalize_markdown("- a\n    - b   c  \n"), "- a\n    - b c");
+    }
+
+    #[test]
+    fn ligatures_are_spelled_out() {
+        assert_eq!(
+            normalize_text("\u{FB01}le \u{FB02}ow e\u{FB03}cient"),
+            "file flow efficient"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! job, with a classified [`ParseError`], and the worker process carries on.
 //!
 //! Protocol (parent → child): the parent spawns `program args...` with an empty environment except
-//! [`ENV_MEDIA`] (the MIME type to parse as), [`ENV_MEMORY_BYTES`] and [`ENV_CPU_SECONDS`]; the
+//! [`ENV_MEDIA`] (the MIME type to parse as), [`ENV_MEMORY_BYTES`] and [`ENV_CPU_SECONDS`] (plus
+//! `RAYON_NUM_THREADS`/`MALLOC_ARENA_MAX`, which keep the child's address space small); the
 //! document's bytes arrive on stdin. The child ([`sandbox_child_main`]) caps its own address space
 //! (`RLIMIT_AS`), CPU time (`RLIMIT_CPU`), core dumps and file size, parses inside `catch_unwind`,
 //! and writes one JSON `Result<ParsedDocument, ParseError>` to stdout. The parent enforces the wall
@@ -61,6 +62,8 @@ pub const DEFAULT_MEMORY_BYTES: u64 = 1024 * 1024 * 1024;
 pub const MAX_RESULT_BYTES: usize = 512 * 1024 * 1024;
 /// How much of the child's stderr is kept for classification; the rest is drained and dropped.
 const MAX_STDERR_BYTES: usize = 64 * 1024;
+/// Worker threads (lopdf loads objects on a rayon pool) and glibc malloc arenas in the child.
+const CHILD_THREADS: &str = "2";
 /// The CPU limit leaves the wall-clock timeout to fire first; it only catches a child that
 /// outlives its parent.
 const CPU_GRACE_SECONDS: u64 = 2;
@@ -104,6 +107,10 @@ pub async fn parse_in_sandbox(
         .env(ENV_MEDIA, media.as_str())
         .env(ENV_MEMORY_BYTES, limits.memory_bytes.to_string())
         .env(ENV_CPU_SECONDS, cpu_seconds(limits.timeout).to_string())
+        // Few threads and malloc arenas: each reserves address space that counts against
+        // RLIMIT_AS, and one job needs little parallelism (the worker runs jobs side by side).
+        .env("RAYON_NUM_THREADS", CHILD_THREADS)
+        .env("MALLOC_ARENA_MAX", CHILD_THREADS)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

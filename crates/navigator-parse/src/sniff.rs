@@ -154,7 +154,7 @@ pub(crate) fn zip_has_entry(bytes: &[u8], name: &[u8]) -> bool {
     };
     let mut pos = cd_offset;
     for _ in 0..cd_entries.min(MAX_ZIP_ENTRIES as u64) {
-        let Some(header) = bytes.get(pos..pos + 46) else {
+        let Some(header) = pos.checked_add(46).and_then(|end| bytes.get(pos..end)) else {
             return false;
         };
         if !header.starts_with(b"PK\x01\x02") {

@@ -48,7 +48,7 @@ pub const DEFAULT_OVERLAP_RATIO: f32 = 0.15;
 pub const MAX_OVERLAP_RATIO: f32 = 0.5;
 
 /// How chunks are sized, in the embedder's tokens (special tokens included).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChunkerConfig {
     /// Hard ceiling for a chunk; the embedder's own input limit applies too, whichever is lower.

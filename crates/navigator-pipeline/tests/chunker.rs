@@ -465,7 +465,7 @@ fn counter_by_index(index: usize, max: usize) -> Box<dyn TokenCounter> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn every_chunk_fits_the_token_limit_for_any_input(

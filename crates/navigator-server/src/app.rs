@@ -30,9 +30,19 @@ pub const PARSE_SANDBOX_SUBCOMMAND: &str = "__parse-sandbox";
 /// Options that are not configuration: how this process was started.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
-    /// The executable to re-run as the parser sandbox; defaults to the current executable (tests
-    /// that embed the app pass the `navigator` binary here).
-    pub sandbox_program: Option<PathBuf>,
+    /// The command that runs one parse in the sandbox (program and arguments). Defaults to this
+    /// executable's hidden `__parse-sandbox` subcommand; tests that embed the app point it at the
+    /// `navigator` binary cargo built.
+    pub sandbox_command: Option<(PathBuf, Vec<String>)>,
+}
+
+impl BuildOptions {
+    /// Runs the sandbox as `program __parse-sandbox`.
+    pub fn with_sandbox_binary(program: PathBuf) -> Self {
+        Self {
+            sandbox_command: Some((program, vec![PARSE_SANDBOX_SUBCOMMAND.to_owned()])),
+        }
+    }
 }
 
 /// Everything built from the config; shared by `serve`, `worker`, `ingest` and `search`.
@@ -61,13 +71,16 @@ impl App {
         let shutdown = CancellationToken::new();
 
         let parser = if config.parser.sandbox {
-            let program = match options.sandbox_program {
-                Some(p) => p,
-                None => std::env::current_exe().context("cannot find the navigator executable")?,
+            let (program, args) = match options.sandbox_command {
+                Some(command) => command,
+                None => (
+                    std::env::current_exe().context("cannot find the navigator executable")?,
+                    vec![PARSE_SANDBOX_SUBCOMMAND.to_owned()],
+                ),
             };
             ParserRunner::Sandbox {
                 program,
-                args: vec![PARSE_SANDBOX_SUBCOMMAND.to_owned()],
+                args,
                 limits: SandboxLimits {
                     timeout: config.parser.timeout(),
                     memory_bytes: config.parser.memory_limit_bytes(),
@@ -286,7 +299,8 @@ pub fn check_supported(config: &Config) -> anyhow::Result<()> {
         problems.push("blobs.url: s3:// is not supported by this build yet; use file://DIR");
     }
     if config.database_kind() != DatabaseKind::Sqlite {
-        problems.push("database.url: PostgreSQL is not supported by this build yet; use sqlite://PATH");
+        problems
+            .push("database.url: PostgreSQL is not supported by this build yet; use sqlite://PATH");
     }
     if problems.is_empty() {
         Ok(())

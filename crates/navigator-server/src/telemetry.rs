@@ -46,9 +46,12 @@ pub enum LogFormat {
 
 /// Installs the global tracing subscriber. `RUST_LOG` overrides `level` when set.
 pub fn init_logging(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Third-party parsers log through `log` (bridged into tracing), and lopdf's warnings can dump
+    // font dictionaries and other document bytes: silence them whatever the level says.
+    let quiet = ",lopdf=off,pdf_extract=off,html5ever=off";
+    let filter =
+        EnvFilter::try_new(std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_owned()) + quiet)
+            .unwrap_or_else(|_| EnvFilter::new(format!("info{quiet}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

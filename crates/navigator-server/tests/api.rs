@@ -5,7 +5,7 @@ mod support;
 
 use navigator_testkit::docs;
 use serde_json::{Value, json};
-use support::{TestApp, fixture, spawn_app};
+use support::{TestApp, fixture, spawn_app, spawn_app_with_poison_hooks};
 
 async fn upload_and_wait(app: &TestApp, name: &str, bytes: Vec<u8>) -> (Value, Value) {
     let accepted = app.upload_ok(name, bytes).await;
@@ -536,5 +536,42 @@ async fn documents_list_paginates_with_a_cursor() {
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(unique.len(), 5);
     assert!(third["next"].is_null());
+    app.stop().await;
+}
+
+/// A parser that loops, panics or balloons in memory fails only its own job, with its own code;
+/// the server keeps serving and a good document uploaded alongside completes.
+#[tokio::test]
+async fn poison_documents_fail_their_own_jobs_and_the_server_survives() {
+    let app = spawn_app_with_poison_hooks(|yaml| {
+        format!("{yaml}parser:\n  timeout_secs: 3\n  memory_mb: 256\n")
+    })
+    .await;
+    let cases = [
+        ("loop.txt", "__navigator_test_loop__", "parser_timeout"),
+        ("panic.txt", "__navigator_test_panic__", "parser_crashed"),
+        (
+            "balloon.txt",
+            "__navigator_test_balloon__",
+            "parser_resource_limit",
+        ),
+    ];
+    let mut jobs = Vec::new();
+    for (name, body, code) in cases {
+        let accepted = app.upload_ok(name, body.as_bytes().to_vec()).await;
+        jobs.push((accepted["job_id"].as_str().unwrap().to_owned(), code));
+    }
+    let good = app
+        .upload_ok("good.pdf", docs::pdf(&docs::known_passage_pages()))
+        .await;
+    for (job_id, code) in jobs {
+        let job = app.wait_for_job(&job_id).await;
+        assert_eq!(job["status"], "failed", "{job}");
+        assert_eq!(job["error"]["code"], code, "{job}");
+    }
+    let job = app.wait_for_job(good["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "complete");
+    let (status, _) = app.get_json("/healthz").await;
+    assert_eq!(status, 200);
     app.stop().await;
 }

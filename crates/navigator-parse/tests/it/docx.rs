@@ -101,3 +101,10 @@ fn the_fake_docx_fixture_is_refused_as_unsupported() {
         Err(ParseError::Unsupported)
     );
 }
+
+#[test]
+fn a_docx_nested_deeper_than_the_xml_limit_is_corrupt() {
+    let body = "<w:sdt>".repeat(300) + &para(None, "deep") + &"</w:sdt>".repeat(300);
+    let error = parse(MediaType::Docx, &docx(&body)).expect_err("fails");
+    assert!(matches!(error, ParseError::Corrupt(_)), "{error:?}");
+}

@@ -4,6 +4,7 @@
 mod docx;
 mod html_and_text;
 mod pdf;
+mod robustness;
 mod sandbox;
 mod sniff;
 mod support;

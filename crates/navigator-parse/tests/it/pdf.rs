@@ -88,7 +88,13 @@ fn separately_positioned_words_on_one_line_get_spaces_between_them() {
 #[test]
 fn an_encrypted_pdf_is_reported_as_encrypted() {
     let content = lines_content(&["secret".to_owned()]);
-    let pdf = build(&[content], &PdfOptions { encrypted: true });
+    let pdf = build(
+        &[content],
+        &PdfOptions {
+            encrypted: true,
+            ..PdfOptions::default()
+        },
+    );
     assert_eq!(parse(MediaType::Pdf, &pdf), Err(ParseError::Encrypted));
 }
 
@@ -137,4 +143,22 @@ fn control_characters_in_pdf_strings_are_removed() {
     let content = b"BT /F1 12 Tf 72 700 Td (a\\000b\\007c) Tj ET".to_vec();
     let doc = parse(MediaType::Pdf, &build(&[content], &PdfOptions::default())).expect("parses");
     assert_eq!(doc.pages[0].text, "abc");
+}
+
+#[test]
+fn text_inside_form_xobjects_is_extracted_in_place() {
+    let page = b"BT /F1 12 Tf 72 700 Td (Before the form.) Tj ET q /Fm1 Do Q \
+        BT /F1 12 Tf 72 500 Td (After the form.) Tj ET"
+        .to_vec();
+    // The form's /Matrix moves it down 100 pt: its line lands between the page's two lines.
+    let form = b"BT /F1 12 Tf 72 700 Td (Inside the form.) Tj ET".to_vec();
+    let options = PdfOptions {
+        form: Some(form),
+        ..PdfOptions::default()
+    };
+    let doc = parse(MediaType::Pdf, &build(&[page], &options)).expect("parses");
+    assert_eq!(
+        doc.pages[0].text,
+        "Before the form.\n\nInside the form.\n\nAfter the form."
+    );
 }

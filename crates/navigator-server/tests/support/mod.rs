@@ -42,19 +42,41 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(edit: impl FnOnce(String) -> String) -> TestApp {
+    spawn_app_with_options(
+        edit,
+        BuildOptions::with_sandbox_binary(PathBuf::from(env!("CARGO_BIN_EXE_navigator"))),
+    )
+    .await
+}
+
+/// Like [`spawn_app_with`], but the parser sandbox honours the parse crate's test hooks (documents
+/// whose whole text is `__navigator_test_loop__` and friends misbehave on purpose). The child
+/// runs with an empty environment, so the switch is set through `env(1)`, as in production
+/// nothing ever sets it.
+pub async fn spawn_app_with_poison_hooks(edit: impl FnOnce(String) -> String) -> TestApp {
+    let options = BuildOptions {
+        sandbox_command: Some((
+            PathBuf::from("/usr/bin/env"),
+            vec![
+                "NAVIGATOR_PARSE_TEST_HOOKS=1".to_owned(),
+                env!("CARGO_BIN_EXE_navigator").to_owned(),
+                navigator_server::app::PARSE_SANDBOX_SUBCOMMAND.to_owned(),
+            ],
+        )),
+    };
+    spawn_app_with_options(edit, options).await
+}
+
+async fn spawn_app_with_options(
+    edit: impl FnOnce(String) -> String,
+    options: BuildOptions,
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("tempdir");
     let yaml = edit(base_yaml(data_dir.path(), "hash"));
     let path = data_dir.path().join("navigator.yaml");
     std::fs::write(&path, yaml).unwrap();
     let config = config::load(Some(&path), &env_for_tests()).expect("valid test config");
-    let app = App::build(
-        config,
-        BuildOptions {
-            sandbox_program: Some(PathBuf::from(env!("CARGO_BIN_EXE_navigator"))),
-        },
-    )
-    .await
-    .expect("app builds");
+    let app = App::build(config, options).await.expect("app builds");
     let running = app
         .start("127.0.0.1:0".parse().unwrap(), true)
         .await

@@ -8,6 +8,8 @@
 pub struct PdfOptions {
     /// Adds a (bogus) standard security handler `/Encrypt` dictionary to the trailer.
     pub encrypted: bool,
+    /// Content of a form XObject every page can paint with `/Fm1 Do`.
+    pub form: Option<Vec<u8>>,
 }
 
 /// A PDF whose page N shows `pages[N]`'s lines, top to bottom, one `Tj` per line.
@@ -62,16 +64,32 @@ pub fn build(contents: &[Vec<u8>], options: &PdfOptions) -> Vec<u8> {
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
             .to_vec(),
     );
+    let form_id = 4 + 2 * contents.len();
+    let xobjects = if options.form.is_some() {
+        format!(" /XObject << /Fm1 {form_id} 0 R >>")
+    } else {
+        String::new()
+    };
     for (i, content) in contents.iter().enumerate() {
         objects.push(
             format!(
-                "<< /Type /Page /Parent 2 0 R /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+                "<< /Type /Page /Parent 2 0 R /Resources << /Font << /F1 3 0 R >>{xobjects} >> /Contents {} 0 R >>",
                 page_ids[i] + 1
             )
             .into_bytes(),
         );
         let mut stream = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
         stream.extend_from_slice(content);
+        stream.extend_from_slice(b"\nendstream");
+        objects.push(stream);
+    }
+    if let Some(form) = &options.form {
+        let mut stream = format!(
+            "<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Matrix [1 0 0 1 0 -100] /Length {} >>\nstream\n",
+            form.len()
+        )
+        .into_bytes();
+        stream.extend_from_slice(form);
         stream.extend_from_slice(b"\nendstream");
         objects.push(stream);
     }
