@@ -5,6 +5,65 @@ use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::bert::{BertModel, Config};
 
+/// erf for f32 as a rational minimax approximation (the XLA / Eigen float erf), branch-free so
+/// the loop vectorises.
+#[inline(always)]
+fn erf_fast(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = x2.mul_add(-2.726_142_3e-10, 2.770_681_4e-8);
+    p = x2.mul_add(p, -2.101_024e-6);
+    p = x2.mul_add(p, -5.692_506_4e-5);
+    p = x2.mul_add(p, -7.349_906_3e-4);
+    p = x2.mul_add(p, -2.954_6e-3);
+    p = x2.mul_add(p, -1.609_603_3e-2);
+    p *= x;
+    let mut q = x2.mul_add(-1.456_607_2e-5, -2.133_740_6e-4);
+    q = x2.mul_add(q, -1.682_827e-3);
+    q = x2.mul_add(q, -7.373_329e-3);
+    q = x2.mul_add(q, -1.426_474e-2);
+    p / q
+}
+
+fn gelu_slice(src: &[f32], dst: &mut [f32]) {
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = 0.5 * x * (1.0 + erf_fast(x * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+struct FastGelu;
+impl candle_core::CustomOp1 for FastGelu {
+    fn name(&self) -> &'static str {
+        "fast-gelu-erf"
+    }
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("f32 only")
+        };
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("contiguous only".into()))?;
+        let src = &data[start..end];
+        let mut dst = vec![0f32; src.len()];
+        let threads = candle_core::utils::get_num_threads().max(1);
+        let chunk = src.len().div_ceil(threads).max(1);
+        if threads == 1 || src.len() < 65536 {
+            gelu_slice(src, &mut dst);
+        } else {
+            std::thread::scope(|s| {
+                for (sc, dc) in src.chunks(chunk).zip(dst.chunks_mut(chunk)) {
+                    s.spawn(move || gelu_slice(sc, dc));
+                }
+            });
+        }
+        Ok((candle_core::CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}
+
 struct Layer {
     qkv: Linear,
     attn_out: Linear,
@@ -121,7 +180,12 @@ impl Fused {
             let attn = layer
                 .attn_ln
                 .forward(&(layer.attn_out.forward(&ctx)? + &x)?)?;
-            let inter = layer.inter.forward(&attn)?.gelu_erf()?;
+            let inter = layer.inter.forward(&attn)?;
+            let inter = if std::env::var("FASTGELU").is_ok() {
+                inter.apply_op1_no_bwd(&FastGelu)?
+            } else {
+                inter.gelu_erf()?
+            };
             x = layer
                 .out_ln
                 .forward(&(layer.out.forward(&inter)? + &attn)?)?;
@@ -138,6 +202,16 @@ fn cpu() -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut worst = 0f32;
+    let mut x = -6.0f32;
+    while x < 6.0 {
+        let exact = 0.5 * x * (1.0 + libm_erf(x * std::f32::consts::FRAC_1_SQRT_2));
+        let mut out = [0f32];
+        gelu_slice(&[x], &mut out);
+        worst = worst.max((out[0] - exact).abs());
+        x += 1e-4;
+    }
+    println!("fast gelu max abs error vs erf in f64: {worst:e}");
     let dir = navigator_embed::default_model_dir().unwrap();
     let c: Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
     let vb = VarBuilder::from_buffered_safetensors(
@@ -193,4 +267,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+fn libm_erf(x: f32) -> f32 {
+    // f64 reference via candle's own gelu_erf on a 1-element tensor would be circular; use the
+    // series through a Tensor op in f64 instead.
+    let t = Tensor::new(&[x as f64], &Device::Cpu).unwrap();
+    let g = t.gelu_erf().unwrap().to_vec1::<f64>().unwrap()[0];
+    // gelu(x) = 0.5 x (1 + erf(x/sqrt2)) => recover erf from gelu at sqrt2 * (x)
+    let xs = x as f64 * std::f64::consts::SQRT_2;
+    let t2 = Tensor::new(&[xs], &Device::Cpu).unwrap();
+    let g2 = t2.gelu_erf().unwrap().to_vec1::<f64>().unwrap()[0];
+    let _ = g;
+    if xs == 0.0 { 0.0 } else { (2.0 * g2 / xs - 1.0) as f32 }
 }

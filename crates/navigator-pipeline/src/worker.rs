@@ -261,10 +261,8 @@ impl Worker {
                     _ = shutdown.cancelled() => {
                         match tokio::time::timeout(p.settings.shutdown_grace, &mut work).await {
                             Ok(r) => r,
-                            Err(_) => {
-                                drop(work);
-                                return self.hand_back(&job).await;
-                            }
+                            // The stage future is never polled again; it is dropped on return.
+                            Err(_) => return self.hand_back(&job).await,
                         }
                     }
                 }

@@ -485,7 +485,9 @@ async fn metrics_version_and_openapi_describe_the_running_service() {
     assert_eq!(status, 200);
     assert_eq!(spec["openapi"], "3.1.0");
     // Every documented route is served: none falls through to the "route not found" fallback.
-    for (method, path, _, _) in navigator_server::http::openapi::ROUTES {
+    for navigator_server::http::openapi::Route { method, path, .. } in
+        navigator_server::http::openapi::ROUTES
+    {
         let concrete = path.replace("{id}", "0190f3c4-0000-7000-8000-000000000000");
         let r = app
             .http

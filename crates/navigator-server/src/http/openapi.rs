@@ -3,9 +3,32 @@
 
 use serde_json::{Map, Value, json};
 
-/// `(method, path, summary, responses)` for every public route.
-pub const ROUTES: &[(&str, &str, &str, &[(&str, &str)])] = &[
-    (
+/// One documented route.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// `(status, description)`.
+    pub responses: &'static [(&'static str, &'static str)],
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    responses: &'static [(&'static str, &'static str)],
+) -> Route {
+    Route {
+        method,
+        path,
+        summary,
+        responses,
+    }
+}
+
+/// Every public route.
+pub const ROUTES: &[Route] = &[
+    route(
         "post",
         "/v1/documents",
         "Upload a document: multipart/form-data (file, optional metadata JSON object) or a raw body with content-type and x-filename; optional idempotency-key. The type is sniffed from the bytes.",
@@ -16,37 +39,37 @@ pub const ROUTES: &[(&str, &str, &str, &[(&str, &str)])] = &[
             ("415", "unsupported_media_type / media_type_mismatch"),
         ],
     ),
-    (
+    route(
         "get",
         "/v1/documents",
         "List your documents (cursor-paginated with ?after=&limit=).",
         &[("200", "{items, next}")],
     ),
-    (
+    route(
         "get",
         "/v1/documents/{id}",
         "One document: filename, media type, bytes, sha256, pages, chunks, status, current job.",
         &[("200", "the document"), ("404", "not_found")],
     ),
-    (
+    route(
         "delete",
         "/v1/documents/{id}",
         "Delete a document and everything derived from it; cancels its job.",
         &[("204", "deleted"), ("404", "not_found")],
     ),
-    (
+    route(
         "get",
         "/v1/jobs",
         "List jobs (?status=&after=&limit=).",
         &[("200", "{items, next}"), ("400", "invalid_request")],
     ),
-    (
+    route(
         "get",
         "/v1/jobs/{id}",
         "One job: status, stage, attempts, progress, error, timestamps.",
         &[("200", "the job"), ("404", "not_found")],
     ),
-    (
+    route(
         "post",
         "/v1/jobs/{id}/retry",
         "Re-queue a failed job at the stage it failed in.",
@@ -56,44 +79,44 @@ pub const ROUTES: &[(&str, &str, &str, &[(&str, &str)])] = &[
             ("409", "conflict: the job is not failed"),
         ],
     ),
-    (
+    route(
         "get",
         "/v1/jobs/{id}/events",
         "Server-sent events: each transition as it happens, then the terminal one. Supports Last-Event-ID.",
         &[("200", "text/event-stream"), ("404", "not_found")],
     ),
-    (
+    route(
         "post",
         "/v1/search",
         "Search your documents: {query, limit?=10, document_ids?, mode?=hybrid|vector|keyword} -> {results: [{chunk_id, document_id, filename, page_start, page_end, section, text, score}]}",
         &[("200", "results, best first"), ("400", "invalid_request")],
     ),
-    ("get", "/healthz", "Liveness.", &[("200", "ok")]),
-    (
+    route("get", "/healthz", "Liveness.", &[("200", "ok")]),
+    route(
         "get",
         "/readyz",
         "Readiness: database, storage, embedder.",
         &[("200", "ready"), ("503", "not ready")],
     ),
-    (
+    route(
         "get",
         "/metrics",
         "Prometheus metrics (series prefixed navigator_).",
         &[("200", "text exposition format")],
     ),
-    (
+    route(
         "get",
         "/version",
         "Build info.",
         &[("200", "name, version, embedder, chunker")],
     ),
-    (
+    route(
         "get",
         "/openapi.json",
         "This document.",
         &[("200", "OpenAPI 3.1")],
     ),
-    (
+    route(
         "get",
         "/docs",
         "A human-readable page of this document.",
@@ -103,7 +126,13 @@ pub const ROUTES: &[(&str, &str, &str, &[(&str, &str)])] = &[
 
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for (method, path, summary, responses) in ROUTES {
+    for Route {
+        method,
+        path,
+        summary,
+        responses,
+    } in ROUTES
+    {
         let mut resp = Map::new();
         for (code, description) in *responses {
             resp.insert((*code).to_owned(), json!({"description": description}));
