@@ -3,18 +3,18 @@
 //! ```text
 //! scripts/fetch-model.sh
 //! cargo run --release -p navigator-embed --example embed_throughput
-//! # optional: BENCH_BATCH_SIZES=1,8,32 BENCH_CHUNKS=128 RAYON_NUM_THREADS=2
+//! # optional: BENCH_BATCH_SIZES=1,8,32 BENCH_CHUNKS=128 BENCH_FORWARD=fused,candle RAYON_NUM_THREADS=2
 //! ```
 //!
 //! Embeds 128 distinct insurance-like chunks of 230–256 word pieces (counted with the model's
-//! own tokenizer, generated deterministically), after a warm-up, once per batch size, and prints
-//! chunks/s and tokens/s.
+//! own tokenizer, generated deterministically), after a warm-up, once per forward implementation
+//! and batch size, and prints chunks/s, tokens/s and the CPU time used.
 
 use std::time::Instant;
 
 use navigator_embed::{
-    Embedder, LocalMiniLm, LocalOptions, MINILM_MAX_INPUT_TOKENS, TokenCounter, WordPieceCounter,
-    default_model_dir,
+    BertForward, Embedder, LocalMiniLm, LocalOptions, MINILM_MAX_INPUT_TOKENS, TokenCounter,
+    WordPieceCounter, default_model_dir,
 };
 
 const MIN_CHUNK_TOKENS: usize = 230;
@@ -140,6 +140,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .split(',')
         .map(|s| s.trim().parse())
         .collect::<Result<_, _>>()?;
+    let forwards: Vec<BertForward> = env_or("BENCH_FORWARD", "fused,candle")
+        .split(',')
+        .map(|s| match s.trim() {
+            "fused" => Ok(BertForward::Fused),
+            "candle" => Ok(BertForward::Candle),
+            other => Err(format!("unknown forward {other:?}")),
+        })
+        .collect::<Result<_, _>>()?;
 
     let counter = WordPieceCounter::from_model_dir(&dir)?;
     let chunks: Vec<String> = (0..chunk_count).map(|i| make_chunk(&counter, i)).collect();
@@ -171,26 +179,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("warm-up: 16 chunks in {:.2?}", started.elapsed());
     drop(warm_up);
 
-    for batch_size in batch_sizes {
-        let model = LocalMiniLm::load(&dir, LocalOptions::with_batch_size(batch_size))?;
-        let cpu_before = process_cpu_seconds();
-        let started = Instant::now();
-        let vectors = model.embed(&chunks).await?;
-        let seconds = started.elapsed().as_secs_f64();
-        let cpu = process_cpu_seconds()
-            .zip(cpu_before)
-            .map(|(after, before)| after - before);
-        assert_eq!(vectors.len(), chunks.len());
-        println!(
-            "batch {batch_size:>3}: {:>6.2} s  {:>6.2} chunks/s  {:>8.0} tokens/s  cpu {}",
-            seconds,
-            chunks.len() as f64 / seconds,
-            total_tokens as f64 / seconds,
-            cpu.map_or_else(
-                || "n/a".to_string(),
-                |cpu| format!("{cpu:.2} s ({:.2} cores busy)", cpu / seconds)
-            ),
-        );
+    for forward in forwards {
+        for &batch_size in &batch_sizes {
+            let options = LocalOptions {
+                forward,
+                ..LocalOptions::with_batch_size(batch_size)
+            };
+            let model = LocalMiniLm::load(&dir, options)?;
+            let cpu_before = process_cpu_seconds();
+            let started = Instant::now();
+            let vectors = model.embed(&chunks).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            let cpu = process_cpu_seconds()
+                .zip(cpu_before)
+                .map(|(after, before)| after - before);
+            assert_eq!(vectors.len(), chunks.len());
+            println!(
+                "{forward:?} batch {batch_size:>3}: {seconds:>6.2} s  {:>6.2} chunks/s  {:>7.0} tokens/s  {}",
+                chunks.len() as f64 / seconds,
+                total_tokens as f64 / seconds,
+                cpu.map_or_else(
+                    || "cpu n/a".to_string(),
+                    |cpu| format!(
+                        "cpu {:.3} s/chunk ({:.2} cores busy)",
+                        cpu / chunks.len() as f64,
+                        cpu / seconds
+                    ),
+                ),
+            );
+        }
     }
     Ok(())
 }

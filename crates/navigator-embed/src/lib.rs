@@ -22,8 +22,8 @@ mod wordpiece;
 
 pub use hash::{HASH_DIMENSIONS, HASH_MAX_INPUT_TOKENS, HASH_MODEL_ID, HashEmbedder};
 pub use local::{
-    DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS, LocalMiniLm, LocalOptions, MINILM_DIMENSIONS,
-    MINILM_MODEL_ID, MODEL_DIR_ENV, default_model_dir,
+    BertForward, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_TOKENS, LocalMiniLm, LocalOptions,
+    MINILM_DIMENSIONS, MINILM_MODEL_ID, MODEL_DIR_ENV, default_model_dir,
 };
 pub use wordpiece::{MINILM_MAX_INPUT_TOKENS, WordPieceCounter};
 

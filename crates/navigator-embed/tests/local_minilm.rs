@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use common::{cats, check_embedder_contract, cosine, max_abs_diff, model_dir, norm};
 use navigator_embed::{
-    EmbedError, Embedder, LocalMiniLm, LocalOptions, MINILM_MAX_INPUT_TOKENS, TokenCounter,
-    WordPieceCounter,
+    BertForward, EmbedError, Embedder, LocalMiniLm, LocalOptions, MINILM_MAX_INPUT_TOKENS,
+    TokenCounter, WordPieceCounter,
 };
 
 const CAT: &str = "The cat sits on the mat.";
@@ -62,6 +62,50 @@ fn wordpiece_counter_loading_from_a_missing_directory_says_how_to_fix_it() {
 async fn local_model_keeps_the_embedder_contract() {
     let Some(model) = model() else { return };
     check_embedder_contract(model).await;
+}
+
+#[tokio::test]
+async fn local_model_on_candle_bert_model_keeps_the_embedder_contract() {
+    let Some(dir) = model_dir() else { return };
+    let options = LocalOptions {
+        forward: BertForward::Candle,
+        ..LocalOptions::default()
+    };
+    check_embedder_contract(&LocalMiniLm::load(&dir, options).unwrap()).await;
+}
+
+#[tokio::test]
+async fn fused_forward_gives_the_same_vectors_as_candle_bert_model() {
+    let Some(dir) = model_dir() else { return };
+    let load = |forward| {
+        LocalMiniLm::load(
+            &dir,
+            LocalOptions {
+                forward,
+                ..LocalOptions::with_batch_size(4)
+            },
+        )
+        .unwrap()
+    };
+    let (fused, candle) = (load(BertForward::Fused), load(BertForward::Candle));
+    let clause = "The insurer covers sudden and accidental damage to the building. ";
+    let texts = strings(&[
+        CAT,
+        KITTEN,
+        REVENUE,
+        "",
+        // Same length twice: a batch without padding takes the unmasked path.
+        &clause.repeat(2),
+        &clause.repeat(2),
+        &clause.repeat(8),
+        &format!("{CAT} {}", cats(MINILM_MAX_INPUT_TOKENS - 9)),
+    ]);
+    let a = fused.embed(&texts).await.unwrap();
+    let b = candle.embed(&texts).await.unwrap();
+    for (text, (a, b)) in texts.iter().zip(a.iter().zip(&b)) {
+        let diff = max_abs_diff(a, b);
+        assert!(diff < 1e-5, "fused and candle differ by {diff} on {text:?}");
+    }
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use crate::telemetry::{self, LogFormat};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use navigator_domain::{JobId, JobStatus, OwnerId, Sha256Hex};
+use navigator_domain::{JobId, JobStatus, OwnerId, Sha256Hex, Stage};
 use navigator_pipeline::ingest::{self, Upload};
 use navigator_pipeline::search::SearchMode;
 use navigator_store::{ChunkHit, OwnerScope, SearchQuery};
@@ -390,47 +390,183 @@ fn hash_file(path: &Path) -> anyhow::Result<(u64, Sha256Hex)> {
     Ok((total, Sha256Hex::from_digest(&hasher.finalize())))
 }
 
+/// What the progress display needs from a job, wherever it was read (store or HTTP).
+struct JobSnapshot {
+    status: JobStatus,
+    stage: Stage,
+    pages: Option<u32>,
+    chunks_total: Option<u32>,
+    chunks_embedded: u32,
+    error_code: Option<String>,
+}
+
+impl JobSnapshot {
+    fn from_record(job: &navigator_store::JobRecord) -> Self {
+        Self {
+            status: job.status,
+            stage: job.stage,
+            pages: job.progress.pages,
+            chunks_total: job.progress.chunks_total,
+            chunks_embedded: job.progress.chunks_embedded,
+            error_code: job.error.as_ref().map(|e| e.code.to_string()),
+        }
+    }
+
+    fn from_json(job: &serde_json::Value) -> Self {
+        let progress = &job["progress"];
+        Self {
+            status: job["status"]
+                .as_str()
+                .and_then(JobStatus::parse)
+                .unwrap_or(JobStatus::Queued),
+            stage: job["stage"]
+                .as_str()
+                .and_then(Stage::parse)
+                .unwrap_or(Stage::Parse),
+            pages: progress["pages"].as_u64().map(|p| p as u32),
+            chunks_total: progress["chunks_total"].as_u64().map(|c| c as u32),
+            chunks_embedded: progress["chunks_embedded"].as_u64().unwrap_or(0) as u32,
+            error_code: job["error"]["code"].as_str().map(str::to_owned),
+        }
+    }
+}
+
 struct Tracked {
     label: String,
     job_id: JobId,
     bar: ProgressBar,
     started: Instant,
+    last: Option<JobSnapshot>,
     outcome: Option<String>,
-    pages: Option<u32>,
-    chunks: Option<u32>,
 }
 
-fn progress_bars() -> (MultiProgress, ProgressStyle) {
-    let multi = MultiProgress::new();
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        multi.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    let style = ProgressStyle::with_template(
-        "{prefix:<28} {msg:<22} [{bar:30}] {pos}/{len} chunks  {elapsed}",
-    )
-    .expect("static template")
-    .progress_chars("=> ");
-    (multi, style)
+/// One progress bar per document (parse, chunk, then embed progress in chunks), then a summary.
+struct IngestDisplay {
+    multi: MultiProgress,
+    style: ProgressStyle,
+    tracked: Vec<Tracked>,
 }
 
-fn stage_message(status: JobStatus, stage: navigator_domain::Stage) -> String {
-    match status {
-        JobStatus::Running => format!("{stage}…"),
-        other => other.to_string(),
+impl IngestDisplay {
+    fn new() -> Self {
+        let multi = MultiProgress::new();
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            multi.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let style = ProgressStyle::with_template(
+            "{prefix:<28} {msg:<22} [{bar:30}] {pos}/{len} chunks  {elapsed}",
+        )
+        .expect("static template")
+        .progress_chars("=> ");
+        Self {
+            multi,
+            style,
+            tracked: Vec::new(),
+        }
     }
+
+    fn track(&mut self, label: String, job_id: JobId, duplicate: bool) {
+        let bar = self.multi.add(ProgressBar::new(0));
+        bar.set_style(self.style.clone());
+        bar.set_prefix(short(&label, 28));
+        bar.set_message(if duplicate { "duplicate" } else { "queued" });
+        self.tracked.push(Tracked {
+            label,
+            job_id,
+            bar,
+            started: Instant::now(),
+            last: None,
+            outcome: None,
+        });
+    }
+
+    /// Polls every tracked job through `fetch` until all are terminal.
+    async fn follow<F, Fut>(&mut self, mut fetch: F, every: Duration) -> anyhow::Result<()>
+    where
+        F: FnMut(JobId) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<JobSnapshot>>,
+    {
+        loop {
+            let mut pending = 0;
+            for t in self.tracked.iter_mut().filter(|t| t.outcome.is_none()) {
+                let job = fetch(t.job_id).await?;
+                t.bar.set_length(u64::from(job.chunks_total.unwrap_or(0)));
+                t.bar.set_position(u64::from(job.chunks_embedded));
+                t.bar.set_message(match job.status {
+                    JobStatus::Running => format!("{}…", job.stage),
+                    other => other.to_string(),
+                });
+                if job.status.is_terminal() {
+                    let outcome = match &job.error_code {
+                        Some(code) => format!("{} ({code})", job.status),
+                        None => job.status.to_string(),
+                    };
+                    t.bar.finish_with_message(outcome.clone());
+                    t.outcome = Some(outcome);
+                } else {
+                    pending += 1;
+                }
+                t.last = Some(job);
+            }
+            if pending == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Prints the summary; success only if every one of `attempted` files became searchable.
+    fn summary(&self, attempted: usize) -> ExitCode {
+        println!();
+        println!(
+            "{:<32} {:<28} {:>6} {:>7} {:>8}",
+            "document", "result", "pages", "chunks", "seconds"
+        );
+        let mut searchable = 0;
+        for t in &self.tracked {
+            let outcome = t.outcome.clone().unwrap_or_default();
+            if outcome == JobStatus::Complete.as_str() {
+                searchable += 1;
+            }
+            let last = t.last.as_ref();
+            println!(
+                "{:<32} {:<28} {:>6} {:>7} {:>8.1}",
+                short(&t.label, 32),
+                outcome,
+                last.and_then(|j| j.pages)
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                last.and_then(|j| j.chunks_total)
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                t.started.elapsed().as_secs_f64()
+            );
+        }
+        println!(
+            "{searchable} of {} documents searchable",
+            self.tracked.len()
+        );
+        if searchable == attempted {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_PARTIAL)
+        }
+    }
+}
+
+fn file_label(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "document".into())
 }
 
 /// Ingests into the configured store with in-process workers, drawing a bar per document.
 async fn ingest_local(config: Config, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let app = App::build(config, BuildOptions::default()).await?;
-    let (multi, style) = progress_bars();
-    let mut tracked = Vec::new();
+    let mut display = IngestDisplay::new();
     for path in files {
         let (bytes, sha256) = hash_file(path)?;
-        let label = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "document".into());
+        let label = file_label(path);
         if bytes > app.config.server.max_upload_bytes {
             eprintln!("navigator: {label}: larger than server.max_upload_bytes; skipped");
             continue;
@@ -453,91 +589,30 @@ async fn ingest_local(config: Config, files: &[PathBuf]) -> anyhow::Result<ExitC
         )
         .await
         {
-            Ok(created) => {
-                let bar = multi.add(ProgressBar::new(0));
-                bar.set_style(style.clone());
-                bar.set_prefix(short(&label, 28));
-                bar.set_message(if created.duplicate {
-                    "duplicate".to_owned()
-                } else {
-                    "queued".to_owned()
-                });
-                tracked.push(Tracked {
-                    label,
-                    job_id: created.job.id,
-                    bar,
-                    started: Instant::now(),
-                    outcome: None,
-                    pages: None,
-                    chunks: None,
-                });
-            }
-            Err(e) => eprintln!("navigator: {label}: {} ({})", e, e.code()),
+            Ok(created) => display.track(label, created.job.id, created.duplicate),
+            Err(e) => eprintln!("navigator: {label}: {e} ({})", e.code()),
         }
     }
     let mut tasks = JoinSet::new();
     app.spawn_workers(&mut tasks);
     app.state.wake.notify_waiters();
-    loop {
-        let mut pending = 0;
-        for t in tracked.iter_mut().filter(|t| t.outcome.is_none()) {
-            let job = app.state.store.get_job(&OwnerScope::All, t.job_id).await?;
-            t.bar
-                .set_length(u64::from(job.progress.chunks_total.unwrap_or(0)));
-            t.bar.set_position(u64::from(job.progress.chunks_embedded));
-            t.bar.set_message(stage_message(job.status, job.stage));
-            t.pages = job.progress.pages;
-            t.chunks = job.progress.chunks_total;
-            if job.status.is_terminal() {
-                let outcome = match &job.error {
-                    Some(e) => format!("{} ({})", job.status, e.code),
-                    None => job.status.to_string(),
-                };
-                t.bar.finish_with_message(outcome.clone());
-                t.outcome = Some(outcome);
-            } else {
-                pending += 1;
-            }
-        }
-        if pending == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+    let store = app.state.store.clone();
+    let followed = display
+        .follow(
+            |id| {
+                let store = store.clone();
+                async move {
+                    let job = store.get_job(&OwnerScope::All, id).await?;
+                    Ok(JobSnapshot::from_record(&job))
+                }
+            },
+            Duration::from_millis(150),
+        )
+        .await;
     app.state.shutdown.cancel();
     while tasks.join_next().await.is_some() {}
-    println!();
-    println!(
-        "{:<32} {:<28} {:>6} {:>7} {:>8}",
-        "document", "result", "pages", "chunks", "seconds"
-    );
-    let mut failed = 0;
-    for t in &tracked {
-        let outcome = t.outcome.clone().unwrap_or_default();
-        if !outcome.starts_with("complete") {
-            failed += 1;
-        }
-        println!(
-            "{:<32} {:<28} {:>6} {:>7} {:>8.1}",
-            short(&t.label, 32),
-            outcome,
-            t.pages.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            t.chunks
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "-".into()),
-            t.started.elapsed().as_secs_f64()
-        );
-    }
-    println!(
-        "{} of {} documents searchable",
-        tracked.len() - failed,
-        tracked.len()
-    );
-    Ok(if failed == 0 && tracked.len() == files.len() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_PARTIAL)
-    })
+    followed?;
+    Ok(display.summary(files.len()))
 }
 
 fn short(s: &str, max: usize) -> String {
@@ -561,13 +636,9 @@ fn client() -> reqwest::Client {
 async fn ingest_remote(server: &str, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let base = server.trim_end_matches('/');
     let http = client();
-    let (multi, style) = progress_bars();
-    let mut tracked = Vec::new();
+    let mut display = IngestDisplay::new();
     for path in files {
-        let label = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "document".into());
+        let label = file_label(path);
         let body = tokio::fs::read(path)
             .await
             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -591,73 +662,22 @@ async fn ingest_remote(server: &str, files: &[PathBuf]) -> anyhow::Result<ExitCo
         }
         let job_id = JobId::parse(json["job_id"].as_str().unwrap_or_default())
             .context("server answered without a job id")?;
-        let bar = multi.add(ProgressBar::new(0));
-        bar.set_style(style.clone());
-        bar.set_prefix(short(&label, 28));
-        tracked.push(Tracked {
-            label,
-            job_id,
-            bar,
-            started: Instant::now(),
-            outcome: None,
-            pages: None,
-            chunks: None,
-        });
+        display.track(label, job_id, json["duplicate"].as_bool().unwrap_or(false));
     }
-    loop {
-        let mut pending = 0;
-        for t in tracked.iter_mut().filter(|t| t.outcome.is_none()) {
-            let job: serde_json::Value = http
-                .get(format!("{base}/v1/jobs/{}", t.job_id))
-                .send()
-                .await?
-                .json()
-                .await?;
-            let status = job["status"]
-                .as_str()
-                .and_then(JobStatus::parse)
-                .unwrap_or(JobStatus::Queued);
-            let stage = job["stage"]
-                .as_str()
-                .and_then(navigator_domain::Stage::parse)
-                .unwrap_or(navigator_domain::Stage::Parse);
-            t.bar
-                .set_length(job["progress"]["chunks_total"].as_u64().unwrap_or(0));
-            t.bar
-                .set_position(job["progress"]["chunks_embedded"].as_u64().unwrap_or(0));
-            t.bar.set_message(stage_message(status, stage));
-            t.pages = job["progress"]["pages"].as_u64().map(|p| p as u32);
-            t.chunks = job["progress"]["chunks_total"].as_u64().map(|c| c as u32);
-            if status.is_terminal() {
-                let outcome = match job["error"]["code"].as_str() {
-                    Some(code) => format!("{status} ({code})"),
-                    None => status.to_string(),
-                };
-                t.bar.finish_with_message(outcome.clone());
-                t.outcome = Some(outcome);
-            } else {
-                pending += 1;
-            }
-        }
-        if pending == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let failed = tracked
-        .iter()
-        .filter(|t| !t.outcome.as_deref().unwrap_or("").starts_with("complete"))
-        .count();
-    println!(
-        "{} of {} documents searchable",
-        tracked.len() - failed,
-        files.len()
-    );
-    Ok(if failed == 0 && tracked.len() == files.len() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_PARTIAL)
-    })
+    display
+        .follow(
+            |id| {
+                let request = http.get(format!("{base}/v1/jobs/{id}"));
+                async move {
+                    let job: serde_json::Value =
+                        request.send().await?.error_for_status()?.json().await?;
+                    Ok(JobSnapshot::from_json(&job))
+                }
+            },
+            Duration::from_millis(300),
+        )
+        .await?;
+    Ok(display.summary(files.len()))
 }
 
 async fn search_remote(
