@@ -32,7 +32,10 @@ use tracing::{debug, info, warn};
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-pub const DEFAULT_EMBED_BATCH: usize = 32;
+/// Texts fetched and embedded per round of the embed stage. Larger rounds let the embedder group
+/// inputs of similar length into its forward passes (less padding) and cost fewer round trips;
+/// progress is recorded after each round, and a crash loses at most one round.
+pub const DEFAULT_EMBED_ROUND: usize = 256;
 
 /// How the parse stage runs a parser.
 #[derive(Debug, Clone)]
@@ -87,7 +90,9 @@ pub struct WorkerSettings {
     pub lease: Duration,
     pub poll_interval: Duration,
     pub retry: RetryPolicy,
-    pub embed_batch: usize,
+    /// Texts per embed round (see [`DEFAULT_EMBED_ROUND`]); the embedder splits a round into its
+    /// own forward-pass batches.
+    pub embed_round: usize,
     /// How long an in-flight stage may keep running after shutdown is requested before it is
     /// abandoned and its job handed back.
     pub shutdown_grace: Duration,
@@ -99,7 +104,7 @@ impl Default for WorkerSettings {
             lease: DEFAULT_LEASE,
             poll_interval: DEFAULT_POLL_INTERVAL,
             retry: RetryPolicy::default(),
-            embed_batch: DEFAULT_EMBED_BATCH,
+            embed_round: DEFAULT_EMBED_ROUND,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
@@ -502,7 +507,7 @@ impl Worker {
     async fn embed(&self, job: &JobRecord, progress: &mut Progress) -> Result<(), StageError> {
         let p = &self.pipeline;
         let model = p.embedder.model_id().to_owned();
-        let batch = p.settings.embed_batch.max(1) as u32;
+        let batch = p.settings.embed_round.max(1) as u32;
         loop {
             let todo = p
                 .store

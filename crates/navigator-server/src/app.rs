@@ -105,7 +105,7 @@ impl App {
                 lease: workers.lease(),
                 poll_interval: workers.poll_interval(),
                 retry: workers.retry.policy(),
-                embed_batch: config.embedder.batch_size,
+                embed_round: navigator_pipeline::worker::DEFAULT_EMBED_ROUND,
                 shutdown_grace: config.server.shutdown_grace(),
             },
             wake: wake.clone(),

@@ -346,7 +346,8 @@ pub enum EmbedderKind {
 #[serde(default, deny_unknown_fields)]
 pub struct EmbedderConfig {
     pub kind: EmbedderKind,
-    /// Chunks per embedding call.
+    /// Most inputs in one forward pass of the local model (its padded-token budget bounds a
+    /// pass further, so long inputs go 8 at a time); for a remote embedder, inputs per request.
     pub batch_size: usize,
     pub local: LocalEmbedderConfig,
     pub openai: OpenAiEmbedderConfig,
