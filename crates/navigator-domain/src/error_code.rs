@@ -70,6 +70,9 @@ error_codes! {
     EmbedderError => "embedder_error", Transient, 503;
     LeaseLost => "lease_lost", Transient, 503;
     Timeout => "timeout", Transient, 504;
+    // Stored state contradicts itself (an artifact that cannot be read back, vectors of the
+    // wrong size, a chunker panic): retrying would fail the same way.
+    IntegrityError => "integrity_error", Permanent, 500;
     // Terminal summaries.
     RetriesExhausted => "retries_exhausted", Permanent, 500;
     Internal => "internal", Transient, 500;

@@ -69,6 +69,10 @@ pub enum ParseError {
     ResourceLimit,
     #[error("parser crashed")]
     Crashed,
+    /// The sandbox could not be started or waited for (no processes or file descriptors left,
+    /// the binary replaced mid-upgrade): the machine's fault, not the document's, so retried.
+    #[error("parser sandbox unavailable")]
+    SandboxUnavailable,
 }
 
 impl ParseError {
@@ -82,6 +86,7 @@ impl ParseError {
             ParseError::Timeout => ErrorCode::ParserTimeout,
             ParseError::ResourceLimit => ErrorCode::ParserResourceLimit,
             ParseError::Crashed => ErrorCode::ParserCrashed,
+            ParseError::SandboxUnavailable => ErrorCode::IoError,
         }
     }
 

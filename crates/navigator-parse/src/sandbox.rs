@@ -91,7 +91,7 @@ impl Default for SandboxLimits {
 ///
 /// Errors: whatever the child's [`parse`](crate::parse) returned, or [`ParseError::Timeout`],
 /// [`ParseError::ResourceLimit`] or [`ParseError::Crashed`] as classified in the module docs. A
-/// child that cannot be spawned is reported as [`ParseError::Crashed`] (and logged).
+/// child that cannot be spawned is reported as [`ParseError::SandboxUnavailable`] (and logged).
 ///
 /// Cancellation safe: dropping the future kills the child (`kill_on_drop`).
 pub async fn parse_in_sandbox(
@@ -118,7 +118,7 @@ pub async fn parse_in_sandbox(
         .spawn()
         .map_err(|error| {
             tracing::error!(%error, "failed to spawn parser sandbox");
-            ParseError::Crashed
+            ParseError::SandboxUnavailable
         })?;
 
     let stdin = child.stdin.take();
@@ -152,7 +152,7 @@ pub async fn parse_in_sandbox(
     };
     let status = status.map_err(|error| {
         tracing::error!(%error, "failed to wait for parser sandbox");
-        ParseError::Crashed
+        ParseError::SandboxUnavailable
     })?;
     let Some(output) = output else {
         tracing::warn!(media = %media, "parser sandbox result exceeded its size limit");

@@ -35,14 +35,15 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Texts fetched and embedded per round of the embed stage. Larger rounds let the embedder group
 /// inputs of similar length into its forward passes (less padding) and cost fewer round trips;
 /// progress is recorded after each round, and a crash loses at most one round.
-pub const DEFAULT_EMBED_ROUND: usize = 256;
+pub const DEFAULT_EMBED_ROUND: usize = 64;
 
 /// How the parse stage runs a parser.
 #[derive(Debug, Clone)]
 pub enum ParserRunner {
-    /// In this process, on a blocking thread. For tests and trusted input only: a parser that
-    /// loops or balloons takes the process with it.
-    InProcess,
+    /// In this process, on a blocking thread, for trusted input only: a parser that balloons
+    /// takes the process with it, and one that loops keeps a blocking thread busy. The job itself
+    /// still fails with `parser_timeout` after `timeout`, so its lease is not held forever.
+    InProcess { timeout: Duration },
     /// In a child process bounded in time and memory (the default).
     Sandbox {
         program: PathBuf,
@@ -54,10 +55,13 @@ pub enum ParserRunner {
 impl ParserRunner {
     async fn parse(&self, media: MediaType, bytes: Bytes) -> Result<ParsedDocument, ParseError> {
         match self {
-            ParserRunner::InProcess => {
-                tokio::task::spawn_blocking(move || navigator_parse::parse(media, &bytes))
-                    .await
-                    .unwrap_or(Err(ParseError::Crashed))
+            ParserRunner::InProcess { timeout } => {
+                let parse =
+                    tokio::task::spawn_blocking(move || navigator_parse::parse(media, &bytes));
+                match tokio::time::timeout(*timeout, parse).await {
+                    Ok(joined) => joined.unwrap_or(Err(ParseError::Crashed)),
+                    Err(_) => Err(ParseError::Timeout),
+                }
             }
             ParserRunner::Sandbox {
                 program,
@@ -145,7 +149,9 @@ impl From<StoreError> for StageError {
             StoreError::Database(_) => ErrorCode::DatabaseError,
             StoreError::StaleState { .. } => ErrorCode::LeaseLost,
             StoreError::NotFound => ErrorCode::NotFound,
-            _ => ErrorCode::Internal,
+            StoreError::Conflict(_) | StoreError::CorruptRow(_) | StoreError::Illegal { .. } => {
+                ErrorCode::IntegrityError
+            }
         };
         StageError::new(code, e.to_string())
     }
@@ -448,12 +454,22 @@ impl Worker {
         }
         let parsed = p.parser.parse(document.media_type, bytes).await?;
         let pages = parsed.pages.len() as u32;
-        let json = serde_json::to_vec(&parsed)
-            .map_err(|e| StageError::new(ErrorCode::Internal, e.to_string()))?;
-        p.blobs
-            .put(&BlobKeys::parsed(job.document_id), Bytes::from(json))
-            .await?;
-        p.store.set_document_pages(job.document_id, pages).await?;
+        let json = serde_json::to_vec(&parsed).map_err(|_| {
+            StageError::new(
+                ErrorCode::IntegrityError,
+                "parsed document could not be serialised",
+            )
+        })?;
+        let key = BlobKeys::parsed(job.document_id);
+        p.blobs.put(&key, Bytes::from(json)).await?;
+        // The document may have been deleted while the parser ran; its delete already removed the
+        // blobs it knew of, so remove the text this stage just wrote rather than leave it behind.
+        if let Err(e) = p.store.set_document_pages(job.document_id, pages).await {
+            if matches!(e, StoreError::NotFound) {
+                p.blobs.delete(&key).await?;
+            }
+            return Err(e.into());
+        }
         progress.pages = Some(pages);
         p.store.set_progress(job.id, *progress).await?;
         metrics::counter!("navigator_pages_parsed_total").increment(u64::from(pages));
@@ -463,10 +479,16 @@ impl Worker {
     async fn chunk(&self, job: &JobRecord, progress: &mut Progress) -> Result<(), StageError> {
         let p = &self.pipeline;
         let raw = p.blobs.get(&BlobKeys::parsed(job.document_id)).await?;
+        // serde's message can quote the artifact's text: keep only where it broke.
         let parsed: ParsedDocument = serde_json::from_slice(&raw).map_err(|e| {
             StageError::new(
-                ErrorCode::Internal,
-                format!("parsed artifact unreadable: {e}"),
+                ErrorCode::IntegrityError,
+                format!(
+                    "parsed artifact unreadable ({:?} error at line {}, column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
             )
         })?;
         let embedder = p.embedder.clone();
@@ -475,7 +497,7 @@ impl Worker {
             chunk_document(&parsed, embedder.as_ref(), &config)
         })
         .await
-        .map_err(|e| StageError::new(ErrorCode::Internal, format!("chunker panicked: {e}")))?;
+        .map_err(|_| StageError::new(ErrorCode::IntegrityError, "chunker panicked"))?;
         if drafts.is_empty() {
             return Err(ParseError::Empty.into());
         }
@@ -549,7 +571,7 @@ impl Worker {
             if todo_was_empty {
                 // Nothing left to embed yet chunks lack vectors: the store disagrees with itself.
                 return Err(StageError::new(
-                    ErrorCode::Internal,
+                    ErrorCode::IntegrityError,
                     format!(
                         "{} of {total} staged chunks lack an embedding",
                         total - embedded

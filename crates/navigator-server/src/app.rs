@@ -87,7 +87,9 @@ impl App {
                 },
             }
         } else {
-            ParserRunner::InProcess
+            ParserRunner::InProcess {
+                timeout: config.parser.timeout(),
+            }
         };
         let workers = &config.workers;
         let pipeline = Arc::new(Pipeline {
@@ -120,6 +122,7 @@ impl App {
                 search_default_limit: config.search.default_limit,
                 search_max_limit: config.search.max_limit,
                 rrf_k: config.search.rrf_k,
+                request_timeout: config.server.request_timeout(),
             },
             metrics: crate::telemetry::prometheus(),
             upload_dir,
@@ -135,10 +138,17 @@ impl App {
 
     /// Spawns `concurrency` workers and the rescuer onto `tasks`.
     pub fn spawn_workers(&self, tasks: &mut JoinSet<()>) {
-        let host = hostname();
-        let pid = std::process::id();
+        // Host and pid name the process for operators; the random part keeps two processes
+        // apart even when both are pid 1 in containers with the same hostname, since lease
+        // ownership is checked by this id.
+        let process = format!(
+            "{}-{}-{}",
+            hostname(),
+            std::process::id(),
+            &uuid::Uuid::now_v7().simple().to_string()[24..]
+        );
         for n in 0..self.config.workers.concurrency {
-            let worker = Worker::new(format!("{host}-{pid}-{n}"), self.pipeline.clone());
+            let worker = Worker::new(format!("{process}-{n}"), self.pipeline.clone());
             tasks.spawn(worker.run(self.state.shutdown.clone()));
         }
         tasks.spawn(navigator_pipeline::maintenance::run_rescuer(

@@ -173,7 +173,13 @@ pub fn main() -> ExitCode {
         config::LogFormat::Json => LogFormat::Json,
         config::LogFormat::Text => LogFormat::Text,
     };
-    telemetry::init_logging(format, &config.log.level);
+    // Services log at the configured level; interactive commands (progress bars, result lists)
+    // show only warnings and errors unless RUST_LOG asks for more.
+    let level = match cli.command {
+        Command::Serve { .. } | Command::Worker => config.log.level.as_str(),
+        _ => "warn",
+    };
+    telemetry::init_logging(format, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -443,7 +449,9 @@ struct Tracked {
 /// One progress bar per document (parse, chunk, then embed progress in chunks), then a summary.
 struct IngestDisplay {
     multi: MultiProgress,
-    style: ProgressStyle,
+    /// Before the chunk count is known (queued, parsing): no bar, which would look full at 0/0.
+    waiting: ProgressStyle,
+    bar: ProgressStyle,
     tracked: Vec<Tracked>,
 }
 
@@ -453,21 +461,24 @@ impl IngestDisplay {
         if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             multi.set_draw_target(ProgressDrawTarget::hidden());
         }
-        let style = ProgressStyle::with_template(
-            "{prefix:<28} {msg:<22} [{bar:30}] {pos}/{len} chunks  {elapsed}",
+        let waiting = ProgressStyle::with_template("{prefix:<28} {msg:<28} {elapsed:>37}")
+            .expect("static template");
+        let bar = ProgressStyle::with_template(
+            "{prefix:<28} {msg:<28} [{bar:30}] {pos}/{len} chunks  {elapsed}",
         )
         .expect("static template")
         .progress_chars("=> ");
         Self {
             multi,
-            style,
+            waiting,
+            bar,
             tracked: Vec::new(),
         }
     }
 
     fn track(&mut self, label: String, job_id: JobId, duplicate: bool) {
         let bar = self.multi.add(ProgressBar::new(0));
-        bar.set_style(self.style.clone());
+        bar.set_style(self.waiting.clone());
         bar.set_prefix(short(&label, 28));
         bar.set_message(if duplicate { "duplicate" } else { "queued" });
         self.tracked.push(Tracked {
@@ -490,8 +501,13 @@ impl IngestDisplay {
             let mut pending = 0;
             for t in self.tracked.iter_mut().filter(|t| t.outcome.is_none()) {
                 let job = fetch(t.job_id).await?;
-                t.bar.set_length(u64::from(job.chunks_total.unwrap_or(0)));
-                t.bar.set_position(u64::from(job.chunks_embedded));
+                if let Some(total) = job.chunks_total.filter(|t| *t > 0) {
+                    if t.bar.length() != Some(u64::from(total)) {
+                        t.bar.set_style(self.bar.clone());
+                        t.bar.set_length(u64::from(total));
+                    }
+                    t.bar.set_position(u64::from(job.chunks_embedded));
+                }
                 t.bar.set_message(match job.status {
                     JobStatus::Running => format!("{}…", job.stage),
                     other => other.to_string(),

@@ -577,3 +577,89 @@ async fn poison_documents_fail_their_own_jobs_and_the_server_survives() {
     assert_eq!(status, 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_oversized_metadata_part_is_refused_without_being_buffered() {
+    let app = spawn_app().await;
+    let big = format!("{{\"note\": \"{}\"}}", "x".repeat(100_000));
+    let form = reqwest::multipart::Form::new().text("metadata", big).part(
+        "file",
+        reqwest::multipart::Part::bytes(b"Copay notes.".to_vec()).file_name("n.txt"),
+    );
+    let r = app
+        .http
+        .post(app.url("/v1/documents"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "payload_too_large"
+    );
+
+    let form = reqwest::multipart::Form::new()
+        .text("metadata", "{\"plan\": \"gold\"}")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"Copay notes.".to_vec()).file_name("n.txt"),
+        );
+    let r = app
+        .http
+        .post(app.url("/v1/documents"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let accepted: Value = r.json().await.unwrap();
+    let (_, doc) = app
+        .get_json(&format!(
+            "/v1/documents/{}",
+            accepted["document_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(doc["metadata"]["plan"], "gold");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn resuming_the_event_stream_of_a_finished_job_ends_at_once() {
+    let app = spawn_app().await;
+    let (accepted, job) =
+        upload_and_wait(&app, "eoc.pdf", docs::pdf(&docs::known_passage_pages())).await;
+    assert_eq!(job["status"], "complete");
+    let job_id = accepted["job_id"].as_str().unwrap();
+    let all = app
+        .http
+        .get(app.url(&format!("/v1/jobs/{job_id}/events")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let last_id = all
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .next_back()
+        .unwrap()
+        .to_owned();
+    // The request's own 60 s client timeout would fail this test if the stream never ended.
+    let resumed = app
+        .http
+        .get(app.url(&format!("/v1/jobs/{job_id}/events")))
+        .header("last-event-id", last_id)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !resumed.contains("data:"),
+        "no events after the last one: {resumed}"
+    );
+    app.stop().await;
+}

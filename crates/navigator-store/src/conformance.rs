@@ -92,7 +92,8 @@ macro_rules! store_conformance_tests {
             retrying_failing_completing_and_waiting_record_their_effects,
             rescue_moves_only_expired_leases_to_retrying,
             retry_is_only_allowed_from_failed_and_resets_attempts,
-            advancing_a_stage_resets_attempts_and_records_an_event,
+            advancing_a_stage_starts_its_first_attempt_and_records_an_event,
+            handing_a_job_back_refunds_its_attempt,
             job_events_are_returned_in_sequence_order,
             staging_chunks_is_idempotent_and_replaces_earlier_staging,
             missing_embeddings_are_deduplicated_and_shrink_after_put,
@@ -1036,8 +1037,8 @@ pub async fn retry_is_only_allowed_from_failed_and_resets_attempts(store: Arc<dy
         )
         .await
         .expect("fail");
-    // One attempt of `parse`, then (attempts reset by the stage change) one of `chunk`.
-    assert_eq!(job(&store, &created).await.attempts, 1);
+    // `chunk` started its first attempt when `parse` finished, then its second on the re-claim.
+    assert_eq!(job(&store, &created).await.attempts, 2);
 
     assert_not_found(
         store
@@ -1059,7 +1060,9 @@ pub async fn retry_is_only_allowed_from_failed_and_resets_attempts(store: Arc<dy
     assert_eq!(claim(&store, "w2", at(10)).await.id, id);
 }
 
-pub async fn advancing_a_stage_resets_attempts_and_records_an_event(store: Arc<dyn Store>) {
+pub async fn advancing_a_stage_starts_its_first_attempt_and_records_an_event(
+    store: Arc<dyn Store>,
+) {
     let created = create(&store, &owner("alice"), "staged", t0()).await;
     let id = created.job.id;
     let claimed = claim(&store, "w1", at(1)).await;
@@ -1070,7 +1073,10 @@ pub async fn advancing_a_stage_resets_attempts_and_records_an_event(store: Arc<d
         .expect("advance");
     assert_eq!(advanced.status, JobStatus::Running);
     assert_eq!(advanced.stage, Stage::Chunk);
-    assert_eq!(advanced.attempts, 0);
+    assert_eq!(
+        advanced.attempts, 1,
+        "the next stage's first attempt is under way"
+    );
     assert_eq!(advanced.lease_owner.as_deref(), Some("w1"));
     assert_eq!(advanced.lease_expires_at, claimed.lease_expires_at);
 
@@ -1894,4 +1900,28 @@ pub async fn queue_stats_count_every_status_and_the_oldest_eligible_age(store: A
     assert_eq!(count(JobStatus::Complete), 0);
     assert_eq!(count(JobStatus::Cancelled), 0);
     assert_eq!(stats.oldest_eligible_age, Some(Duration::from_secs(3)));
+}
+
+pub async fn handing_a_job_back_refunds_its_attempt(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "handed back", t0()).await;
+    let id = created.job.id;
+    for round in 1..=3 {
+        let claimed = claim(&store, "w1", at(round)).await;
+        assert_eq!(
+            claimed.attempts, 1,
+            "round {round}: every claim is the first attempt"
+        );
+        let back = store
+            .transition(
+                id,
+                Transition::new(JobStatus::Running, JobStatus::Queued)
+                    .leased_by("w1")
+                    .detail("handed back on shutdown"),
+                at(round),
+            )
+            .await
+            .expect("hand back");
+        assert_eq!(back.status, JobStatus::Queued);
+        assert_eq!(back.attempts, 0);
+    }
 }

@@ -136,8 +136,9 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         now: OffsetDateTime,
     ) -> StoreResult<()>;
-    /// Records that `worker` finished the job's current stage and moves it to `next`
-    /// (attempts reset to 0), keeping it `running` under the same lease.
+    /// Records that `worker` finished the job's current stage and moves it to `next`, keeping it
+    /// `running` under the same lease; `attempts` becomes 1 (the next stage's first attempt is
+    /// under way).
     async fn advance_stage(
         &self,
         id: JobId,
@@ -146,7 +147,8 @@ pub trait Store: Send + Sync + 'static {
         stage_duration: Duration,
         now: OffsetDateTime,
     ) -> StoreResult<JobRecord>;
-    /// A compare-and-set status change, recorded in `job_events`.
+    /// A compare-and-set status change, recorded in `job_events`. `running → queued` is a
+    /// hand-back (shutdown) and refunds the attempt its claim counted.
     async fn transition(
         &self,
         id: JobId,

@@ -453,7 +453,7 @@ impl Store for SqliteStore {
             .await?
             .ok_or(StoreError::NotFound)?;
         let updated = sqlx::query(concat!(
-            "UPDATE jobs SET stage = ?1, attempts = 0, updated_at = ?2 \
+            "UPDATE jobs SET stage = ?1, attempts = 1, updated_at = ?2 \
              WHERE id = ?3 AND status = 'running' AND lease_owner = ?4 RETURNING ",
             job_columns!()
         ))

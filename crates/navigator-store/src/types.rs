@@ -102,7 +102,8 @@ pub struct JobRecord {
     pub owner: OwnerId,
     pub status: JobStatus,
     pub stage: Stage,
-    /// Attempts of the current stage (reset when a stage completes or on manual retry).
+    /// Attempts of the current stage, the one in progress included (1 while the first runs;
+    /// 0 while queued after a manual retry).
     pub attempts: u32,
     #[serde(with = "time::serde::rfc3339")]
     pub run_at: OffsetDateTime,

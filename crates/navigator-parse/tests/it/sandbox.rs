@@ -115,7 +115,7 @@ async fn test_hooks_do_nothing_unless_the_child_environment_enables_them() {
 }
 
 #[tokio::test]
-async fn a_program_that_does_not_speak_the_protocol_is_reported_as_crashed() {
+async fn a_program_that_does_not_speak_the_protocol_is_crashed_and_a_missing_one_unavailable() {
     let limits = SandboxLimits::default();
     for program in ["/bin/true", "/bin/false"] {
         let result =
@@ -130,7 +130,15 @@ async fn a_program_that_does_not_speak_the_protocol_is_reported_as_crashed() {
         &limits,
     )
     .await;
-    assert_eq!(missing, Err(ParseError::Crashed));
+    assert_eq!(
+        missing,
+        Err(ParseError::SandboxUnavailable),
+        "a sandbox that cannot start is the machine's fault: retried, not blamed on the document"
+    );
+    assert!(
+        ParseError::SandboxUnavailable.code().retryability()
+            == navigator_domain::error_code::Retryability::Transient
+    );
 }
 
 #[tokio::test]

@@ -89,6 +89,28 @@ where
     })
 }
 
+/// Reads a small multipart part, refusing it as soon as it passes `limit` (never buffering more).
+async fn read_small_field(
+    mut field: axum::extract::multipart::Field<'_>,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::invalid(format!("invalid multipart body: {}", e.body_text())))?
+    {
+        if out.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the metadata part is larger than {limit} bytes"),
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(
         ErrorCode::PayloadTooLarge,
@@ -167,6 +189,7 @@ pub async fn upload(
             .map_err(|e| ApiError::invalid(format!("invalid multipart body: {}", e.body_text())))?;
         let mut file = None;
         let mut metadata = serde_json::Value::Object(Default::default());
+        let mut seen_metadata = false;
         while let Some(field) = multipart
             .next_field()
             .await
@@ -180,19 +203,16 @@ pub async fn upload(
                         spool(&state, field.map(|r| r.map_err(|e| e.body_text()))).await?;
                     file = Some((spooled, filename, declared));
                 }
-                Some("metadata") => {
-                    let text = field.text().await.map_err(|e| {
-                        ApiError::invalid(format!("invalid metadata part: {}", e.body_text()))
-                    })?;
-                    if text.len() > MAX_METADATA_BYTES {
-                        return Err(ApiError::invalid(format!(
-                            "metadata must be at most {MAX_METADATA_BYTES} bytes"
-                        )));
-                    }
-                    metadata = serde_json::from_str(&text)
+                Some("metadata") if !seen_metadata => {
+                    seen_metadata = true;
+                    let text = read_small_field(field, MAX_METADATA_BYTES).await?;
+                    metadata = serde_json::from_slice(&text)
                         .ok()
                         .filter(serde_json::Value::is_object)
                         .ok_or_else(|| ApiError::invalid("metadata must be a JSON object"))?;
+                }
+                Some("metadata") => {
+                    return Err(ApiError::invalid("send at most one metadata part"));
                 }
                 Some("file") => return Err(ApiError::invalid("send exactly one file part")),
                 _ => {

@@ -166,7 +166,18 @@ pub async fn events(
                         };
                         return Some((futures::stream::iter(batch), (state, after, terminal)));
                     }
-                    Ok(_) => {}
+                    // Nothing new. If the job already ended (a client resuming after the terminal
+                    // event with Last-Event-ID), end the stream instead of polling forever.
+                    Ok(_) => match state
+                        .store
+                        .get_job(&navigator_store::OwnerScope::All, id)
+                        .await
+                    {
+                        Ok(job) if job.status.is_terminal() => return None,
+                        Ok(_) => {}
+                        Err(navigator_store::StoreError::NotFound) => return None,
+                        Err(e) => tracing::warn!(job_id = %id, error = %e, "failed to read a job"),
+                    },
                     Err(e) => tracing::warn!(job_id = %id, error = %e, "failed to read job events"),
                 }
                 tokio::select! {

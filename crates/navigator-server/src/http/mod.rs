@@ -34,6 +34,8 @@ pub struct ApiLimits {
     pub search_default_limit: u32,
     pub search_max_limit: u32,
     pub rrf_k: u32,
+    /// Deadline for a whole request, except uploads (bounded by size instead) and event streams.
+    pub request_timeout: std::time::Duration,
 }
 
 /// What every handler can reach; cheap to clone.
@@ -79,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/docs", get(ops::docs))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn(observe))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
@@ -94,6 +97,33 @@ async fn method_not_allowed() -> error::ApiError {
         ErrorCode::InvalidRequest,
         "method not allowed on this route",
     )
+}
+
+/// Answers `504 timeout` when a request runs past `server.request_timeout_secs`. Uploads (long
+/// by nature, bounded by `server.max_upload_bytes`) and server-sent event streams are exempt.
+async fn deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str());
+    let exempt = matches!(
+        (request.method().as_str(), route),
+        ("POST", Some("/v1/documents")) | (_, Some("/v1/jobs/{id}/events"))
+    );
+    if exempt {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(error::ApiError::new(
+            ErrorCode::Timeout,
+            "the request took longer than the server allows",
+        )),
+    }
 }
 
 /// Records request metrics by route template (never the raw path: it may hold ids of other

@@ -121,6 +121,11 @@ pub(super) async fn compare_and_set(
             next.run_at = cas.run_at.unwrap_or(now);
             next.error = None;
             next.finished_at = None;
+            if current.status == JobStatus::Running {
+                // A hand-back (shutdown) is not a failed attempt: refund the one its claim took,
+                // so rolling restarts cannot exhaust a healthy job's retries.
+                next.attempts = current.attempts.saturating_sub(1);
+            }
             if current.status.is_terminal() {
                 // A manual retry (failed) or re-process (complete) starts a fresh attempt count;
                 // a re-process runs the whole pipeline again, since re-running `index` alone on
