@@ -35,7 +35,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Texts fetched and embedded per round of the embed stage. Larger rounds let the embedder group
 /// inputs of similar length into its forward passes (less padding) and cost fewer round trips;
 /// progress is recorded after each round, and a crash loses at most one round.
-pub const DEFAULT_EMBED_ROUND: usize = 64;
+pub const DEFAULT_EMBED_ROUND: usize = 128;
 
 /// How the parse stage runs a parser.
 #[derive(Debug, Clone)]
@@ -562,6 +562,11 @@ impl Worker {
                 .store
                 .staged_embedding_progress(job.document_id, &model)
                 .await?;
+            if total == 0 {
+                // The document was deleted mid-round: the vectors just stored belong to nobody.
+                p.store.prune_orphan_embeddings().await?;
+                return Err(StoreError::NotFound.into());
+            }
             progress.chunks_total = Some(total);
             progress.chunks_embedded = embedded;
             p.store.set_progress(job.id, *progress).await?;

@@ -94,6 +94,7 @@ macro_rules! store_conformance_tests {
             retry_is_only_allowed_from_failed_and_resets_attempts,
             advancing_a_stage_starts_its_first_attempt_and_records_an_event,
             handing_a_job_back_refunds_its_attempt,
+            orphan_embeddings_are_pruned_and_used_ones_kept,
             job_events_are_returned_in_sequence_order,
             staging_chunks_is_idempotent_and_replaces_earlier_staging,
             missing_embeddings_are_deduplicated_and_shrink_after_put,
@@ -1924,4 +1925,58 @@ pub async fn handing_a_job_back_refunds_its_attempt(store: Arc<dyn Store>) {
         assert_eq!(back.status, JobStatus::Queued);
         assert_eq!(back.attempts, 0);
     }
+}
+
+pub async fn orphan_embeddings_are_pruned_and_used_ones_kept(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let created = create(&store, &alice, "kept", t0()).await;
+    let doc = created.document.id;
+    let used = "Deductibles reset every January.";
+    let chunk = NewChunk {
+        id: navigator_domain::ChunkId::derive(doc, "test", "1", 0),
+        ord: 0,
+        text: used.to_owned(),
+        text_sha256: Sha256Hex::of(used.as_bytes()),
+        page_start: 1,
+        page_end: 1,
+        section: String::new(),
+        token_count: 7,
+        chunker: "test".to_owned(),
+        chunker_version: "1".to_owned(),
+    };
+    store
+        .stage_chunks(doc, &alice, &[chunk])
+        .await
+        .expect("stage");
+    let orphan = Sha256Hex::of(b"text of a document deleted mid-round");
+    store
+        .put_embeddings(
+            "m",
+            &[
+                Embedding {
+                    text_sha256: Sha256Hex::of(used.as_bytes()),
+                    vector: vec![1.0, 0.0],
+                },
+                Embedding {
+                    text_sha256: orphan,
+                    vector: vec![0.0, 1.0],
+                },
+            ],
+        )
+        .await
+        .expect("put");
+    assert_eq!(store.prune_orphan_embeddings().await.expect("prune"), 1);
+    assert_eq!(
+        store.prune_orphan_embeddings().await.expect("prune again"),
+        0
+    );
+    let (total, embedded) = store
+        .staged_embedding_progress(doc, "m")
+        .await
+        .expect("progress");
+    assert_eq!(
+        (total, embedded),
+        (1, 1),
+        "the staged chunk keeps its embedding"
+    );
 }

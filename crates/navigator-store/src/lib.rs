@@ -216,6 +216,9 @@ pub trait Store: Send + Sync + 'static {
         model: &str,
         now: OffsetDateTime,
     ) -> StoreResult<u32>;
+    /// Deletes embeddings that no staged or live chunk uses any more (left behind when a document
+    /// is deleted while its embed stage is mid-round). Returns how many were removed.
+    async fn prune_orphan_embeddings(&self) -> StoreResult<u64>;
     /// Live chunks of a document in order (for tests and exports).
     async fn live_chunks(&self, document_id: DocumentId) -> StoreResult<Vec<ChunkRecord>>;
 

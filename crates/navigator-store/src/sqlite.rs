@@ -208,6 +208,21 @@ impl Store for SqliteStore {
         migrations::status(&self.reader).await
     }
 
+    async fn prune_orphan_embeddings(&self) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let removed = sqlx::query(
+            "DELETE FROM embeddings \
+             WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_sha256 = embeddings.text_sha256) \
+               AND NOT EXISTS (SELECT 1 FROM staged_chunks s WHERE s.text_sha256 = embeddings.text_sha256)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(removed)
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
