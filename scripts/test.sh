@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Command 2: run the whole test suite. Installs what the tests need first (the local model), then
+# Command 2: run the whole test suite. Installs and starts what the tests need first (the local
+# model; PostgreSQL with pgvector on loopback, stopped again at exit), then
 # checks formatting and lints, then runs every test in the workspace. Under CI=true a missing
 # dependency fails the run instead of being skipped.
 set -euo pipefail
@@ -8,6 +9,11 @@ cd "$(dirname "$0")/.."
 echo "==> fetching the local embedding model"
 scripts/fetch-model.sh
 
+echo "==> starting test services (PostgreSQL + pgvector on loopback)"
+log="$(mktemp)"
+trap 'rm -f "$log"; scripts/services.sh stop >/dev/null 2>&1' EXIT
+eval "$(scripts/services.sh start)"
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -15,8 +21,6 @@ echo "==> cargo clippy"
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 
 echo "==> cargo test"
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
 cargo test --locked --workspace --all-features -- --test-threads=2 2>&1 | tee "$log"
 
 # cargo prints one "test result" line per test binary, the last of them a doc-test binary that may

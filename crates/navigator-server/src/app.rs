@@ -259,7 +259,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             Ok(Arc::new(store))
         }
         DatabaseKind::Postgres => {
-            bail!("database.url: PostgreSQL is not supported by this build yet; use sqlite://PATH")
+            let store = navigator_store::postgres::PgStore::connect(config.database_url().expose())
+                .await
+                .context("could not connect to PostgreSQL (database.url)")?;
+            Ok(Arc::new(store))
         }
     }
 }
@@ -307,10 +310,6 @@ pub fn check_supported(config: &Config) -> anyhow::Result<()> {
     }
     if matches!(config.blob_location(), BlobLocation::S3 { .. }) {
         problems.push("blobs.url: s3:// is not supported by this build yet; use file://DIR");
-    }
-    if config.database_kind() != DatabaseKind::Sqlite {
-        problems
-            .push("database.url: PostgreSQL is not supported by this build yet; use sqlite://PATH");
     }
     if problems.is_empty() {
         Ok(())

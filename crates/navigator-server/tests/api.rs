@@ -5,7 +5,7 @@ mod support;
 
 use navigator_testkit::docs;
 use serde_json::{Value, json};
-use support::{TestApp, fixture, spawn_app, spawn_app_with_poison_hooks};
+use support::{TestApp, fixture, spawn_app, spawn_app_with, spawn_app_with_poison_hooks};
 
 async fn upload_and_wait(app: &TestApp, name: &str, bytes: Vec<u8>) -> (Value, Value) {
     let accepted = app.upload_ok(name, bytes).await;
@@ -661,5 +661,42 @@ async fn resuming_the_event_stream_of_a_finished_job_ends_at_once() {
         !resumed.contains("data:"),
         "no events after the last one: {resumed}"
     );
+    app.stop().await;
+}
+
+/// The same pipeline on PostgreSQL + pgvector (a fresh database): upload, process, search with
+/// the right page, delete. Skipped on a laptop without PostgreSQL; required under CI=true.
+#[tokio::test]
+async fn the_pipeline_runs_end_to_end_on_postgres() {
+    let Some(admin) = navigator_store::conformance::postgres_admin_url() else {
+        eprintln!("skipping: PostgreSQL not configured (scripts/services.sh start)");
+        return;
+    };
+    let url = navigator_store::conformance::fresh_postgres_database(&admin).await;
+    let app = spawn_app_with(|yaml| format!("{yaml}database:\n  url: {url}\n")).await;
+    let (accepted, job) =
+        upload_and_wait(&app, "eoc.pdf", docs::pdf(&docs::known_passage_pages())).await;
+    assert_eq!(job["status"], "complete", "{job}");
+    for mode in ["hybrid", "keyword", "vector"] {
+        let (status, body) = app
+            .search(json!({"query": "emergency dental care reimbursed", "mode": mode}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["results"][0]["page_start"], 3, "mode {mode}: {body}");
+    }
+    let id = accepted["document_id"].as_str().unwrap();
+    let deleted = app
+        .http
+        .delete(app.url(&format!("/v1/documents/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let (_, results) = app
+        .search(json!({"query": "emergency dental care", "mode": "keyword"}))
+        .await;
+    assert_eq!(results["results"].as_array().unwrap().len(), 0);
+    let (status, ready) = app.get_json("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
     app.stop().await;
 }

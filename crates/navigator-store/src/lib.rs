@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod keyword;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 

@@ -1,0 +1,941 @@
+//! The PostgreSQL backend: for deployments with several API and worker processes, and for
+//! corpora whose vector search needs an index.
+//!
+//! Main type: [`PgStore`]. Key design choices:
+//! - One pool; every write is one transaction under READ COMMITTED. Job status changes lock the
+//!   job row (`SELECT … FOR UPDATE`) and then compare-and-set it with an
+//!   `UPDATE … WHERE id AND status [AND lease_owner]` guard, recording the event in the same
+//!   transaction — the same single code path as the SQLite backend ([`jobs::compare_and_set`]).
+//! - Claims pick the earliest eligible job with `FOR UPDATE SKIP LOCKED`, so any number of
+//!   workers in any number of processes claim side by side and never share a job.
+//! - The schema mirrors SQLite's: text uuids (`COLLATE "C"`, so id order is time order), BIGINT
+//!   unix-millisecond timestamps, the same migration versions and descriptions.
+//! - Keyword search is a generated `tsvector` column with a GIN index, ranked by `ts_rank_cd`;
+//!   vector search is pgvector cosine distance, through a partial HNSW index for 384-dimension
+//!   models and an exact scan otherwise (see the `search` module).
+//! - Batched writes (`stage_chunks`, `put_embeddings`) send whole arrays and `UNNEST` them: one
+//!   round trip per call, whatever the batch size.
+
+mod jobs;
+mod migrations;
+mod rows;
+mod search;
+
+use crate::{
+    ChunkHit, ChunkRecord, Created, DocumentRecord, Embedding, JobEvent, JobRecord, MigrationInfo,
+    NewChunk, NewDocument, OwnerScope, Progress, QueueStats, SearchQuery, Store, StoreError,
+    StoreResult, TextToEmbed, Transition,
+};
+use jobs::Cas;
+use navigator_domain::{DocumentId, JobId, JobStatus, OwnerId, Stage};
+use rows::{chunk_columns, document_select, job_columns, to_ms};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, Postgres, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Connections per process.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// How long a call waits for a free connection before failing as transient.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Server-side limit on any one statement.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The PostgreSQL implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Maps a sqlx error onto the store's classes: integrity violations (SQLSTATE class 23) and
+/// data exceptions (class 22: a NUL byte in text, a malformed vector) are conflicts — retrying
+/// cannot help; decoding problems are corrupt rows; everything else (I/O, serialization
+/// failures, deadlocks, timeouts, a closed pool) is transient.
+pub(crate) fn db_err(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            if code.starts_with("23") || code.starts_with("22") {
+                StoreError::Conflict(db.message().to_owned())
+            } else {
+                StoreError::Database(db.message().to_owned())
+            }
+        }
+        e @ (sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::TypeNotFound { .. }) => StoreError::CorruptRow(e.to_string()),
+        e => StoreError::Database(e.to_string()),
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db)
+        if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+impl PgStore {
+    /// Connects to `postgres://…` with a pool of [`DEFAULT_MAX_CONNECTIONS`]. Does not migrate:
+    /// call [`Store::migrate`].
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Database(format!("invalid postgres url: {e}")))?
+            .application_name("navigator")
+            .options([(
+                "statement_timeout",
+                format!("{}ms", DEFAULT_STATEMENT_TIMEOUT.as_millis()),
+            )]);
+        let pool = PgPoolOptions::new()
+            .max_connections(DEFAULT_MAX_CONNECTIONS)
+            .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(db_err)?;
+        Ok(Self { pool })
+    }
+
+    /// Wraps an existing pool (its connection settings are the caller's).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(db_err)
+    }
+
+    /// One attempt of [`Store::create_document`]; a unique violation (a concurrent upload of the
+    /// same bytes or key won the race) is returned raw so the caller can look again.
+    async fn try_create_document(
+        &self,
+        new: &NewDocument,
+        now: OffsetDateTime,
+    ) -> Result<StoreResult<Created>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let existing = sqlx::query(
+            "SELECT id FROM documents WHERE owner_id = $1 \
+             AND (sha256 = $2 OR ($3::text IS NOT NULL AND idempotency_key = $3)) \
+             ORDER BY (idempotency_key IS NOT DISTINCT FROM $3) DESC LIMIT 1",
+        )
+        .bind(new.owner.as_str())
+        .bind(new.sha256.as_str())
+        .bind(new.idempotency_key.as_deref())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let result = async {
+                let id = rows::parse_with(&row, "id", DocumentId::parse)?;
+                let document = fetch_document(&mut tx, &OwnerScope::All, id).await?;
+                let job = jobs::fetch(&mut tx, document.current_job_id)
+                    .await?
+                    .ok_or_else(|| rows::corrupt("document without its current job"))?;
+                Ok(Created {
+                    document,
+                    job,
+                    duplicate: true,
+                })
+            }
+            .await;
+            tx.commit().await?;
+            return Ok(result);
+        }
+
+        let now_ms = to_ms(now);
+        let bytes = match to_i64(new.bytes, "byte count") {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        sqlx::query(
+            "INSERT INTO jobs (id, document_id, owner_id, status, stage, attempts, run_at, \
+             created_at, updated_at) VALUES ($1, $2, $3, 'queued', 'parse', 0, $4, $4, $4)",
+        )
+        .bind(new.job_id.to_string())
+        .bind(new.id.to_string())
+        .bind(new.owner.as_str())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO documents (id, owner_id, filename, media_type, bytes, sha256, metadata, \
+             idempotency_key, current_job_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $10)",
+        )
+        .bind(new.id.to_string())
+        .bind(new.owner.as_str())
+        .bind(new.filename.as_str())
+        .bind(new.media_type.as_str())
+        .bind(bytes)
+        .bind(new.sha256.as_str())
+        .bind(new.metadata.to_string())
+        .bind(new.idempotency_key.as_deref())
+        .bind(new.job_id.to_string())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        let result = async {
+            jobs::insert_event(
+                &mut tx,
+                &jobs::Event {
+                    job_id: new.job_id,
+                    from: None,
+                    to: JobStatus::Queued,
+                    stage: Stage::Parse,
+                    worker: None,
+                    duration: None,
+                    detail: Some("created"),
+                    error_code: None,
+                    at: now,
+                },
+            )
+            .await?;
+            let document = fetch_document(&mut tx, &OwnerScope::All, new.id).await?;
+            let job = jobs::fetch(&mut tx, new.job_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            Ok(Created {
+                document,
+                job,
+                duplicate: false,
+            })
+        }
+        .await;
+        if result.is_ok() {
+            tx.commit().await?;
+        }
+        Ok(result)
+    }
+}
+
+fn owner_param(scope: &OwnerScope) -> Option<&str> {
+    scope.owner().map(OwnerId::as_str)
+}
+
+async fn fetch_document(
+    conn: &mut PgConnection,
+    scope: &OwnerScope,
+    id: DocumentId,
+) -> StoreResult<DocumentRecord> {
+    let row = sqlx::query(concat!(
+        document_select!(),
+        " WHERE d.id = $1 AND ($2::text IS NULL OR d.owner_id = $2)"
+    ))
+    .bind(id.to_string())
+    .bind(owner_param(scope))
+    .fetch_optional(conn)
+    .await
+    .map_err(db_err)?
+    .ok_or(StoreError::NotFound)?;
+    rows::document(&row)
+}
+
+async fn fetch_scoped_job(
+    conn: &mut PgConnection,
+    scope: &OwnerScope,
+    id: JobId,
+) -> StoreResult<JobRecord> {
+    let job = jobs::fetch(conn, id).await?.ok_or(StoreError::NotFound)?;
+    match scope.owner() {
+        Some(owner) if *owner != job.owner => Err(StoreError::NotFound),
+        _ => Ok(job),
+    }
+}
+
+fn to_i64(value: u64, what: &str) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| StoreError::Conflict(format!("{what} out of range")))
+}
+
+fn count(row: &PgRow, column: &str) -> StoreResult<u32> {
+    rows::get_u32(row, column)
+}
+
+fn stale_lease(worker: &str, current: &JobRecord) -> StoreError {
+    StoreError::StaleState {
+        expected: format!("running leased by {worker}"),
+        actual: match &current.lease_owner {
+            Some(holder) => format!("{} leased by {holder}", current.status),
+            None => current.status.to_string(),
+        },
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        migrations::migrate(&self.pool).await
+    }
+
+    async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>> {
+        migrations::status(&self.pool).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_document(&self, new: NewDocument, now: OffsetDateTime) -> StoreResult<Created> {
+        // Two concurrent uploads of the same bytes (or key): the loser's insert fails on the
+        // unique index once the winner commits; looking again then finds the winner's document.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_create_document(&new, now).await {
+                Ok(result) => return result,
+                Err(e) if attempt < 3 && is_unique_violation(&e) => continue,
+                Err(e) => return Err(db_err(e)),
+            }
+        }
+    }
+
+    async fn get_document(
+        &self,
+        scope: &OwnerScope,
+        id: DocumentId,
+    ) -> StoreResult<DocumentRecord> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        fetch_document(&mut conn, scope, id).await
+    }
+
+    async fn list_documents(
+        &self,
+        scope: &OwnerScope,
+        after: Option<DocumentId>,
+        limit: u32,
+    ) -> StoreResult<Vec<DocumentRecord>> {
+        sqlx::query(concat!(
+            document_select!(),
+            " WHERE ($1::text IS NULL OR d.owner_id = $1) AND ($2::text IS NULL OR d.id > $2) \
+             ORDER BY d.id LIMIT $3"
+        ))
+        .bind(owner_param(scope))
+        .bind(after.map(|a| a.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::document)
+        .collect()
+    }
+
+    async fn delete_document(
+        &self,
+        scope: &OwnerScope,
+        id: DocumentId,
+        now: OffsetDateTime,
+    ) -> StoreResult<DocumentRecord> {
+        let mut tx = self.begin().await?;
+        // Lock the document first: a concurrent publish or stage of it waits for the delete.
+        let locked = sqlx::query("SELECT 1 FROM documents WHERE id = $1 FOR UPDATE")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if locked.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let document = fetch_document(&mut tx, scope, id).await?;
+        if let Some(job) = jobs::fetch(&mut tx, document.current_job_id).await?
+            && !job.status.is_terminal()
+        {
+            let cas = Cas {
+                detail: Some("document deleted"),
+                ..Cas::new(job.status, JobStatus::Cancelled)
+            };
+            jobs::compare_and_set(&mut tx, job.id, &cas, now).await?;
+        }
+        let doc_id = id.to_string();
+        // Embeddings first, while the document's chunks still say which texts it used.
+        sqlx::query(
+            "DELETE FROM embeddings WHERE text_sha256 IN ( \
+                 SELECT text_sha256 FROM chunks WHERE document_id = $1 \
+                 UNION SELECT text_sha256 FROM staged_chunks WHERE document_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM chunks c \
+                 WHERE c.text_sha256 = embeddings.text_sha256 AND c.document_id <> $1) \
+             AND NOT EXISTS (SELECT 1 FROM staged_chunks s \
+                 WHERE s.text_sha256 = embeddings.text_sha256 AND s.document_id <> $1)",
+        )
+        .bind(&doc_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        for statement in [
+            "DELETE FROM chunks WHERE document_id = $1",
+            "DELETE FROM staged_chunks WHERE document_id = $1",
+            "DELETE FROM documents WHERE id = $1",
+        ] {
+            sqlx::query(statement)
+                .bind(&doc_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(document)
+    }
+
+    async fn set_document_pages(&self, id: DocumentId, pages: u32) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE documents SET pages = $1 WHERE id = $2")
+            .bind(i64::from(pages))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn claim_job(
+        &self,
+        worker: &str,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<JobRecord>> {
+        let mut tx = self.begin().await?;
+        let claimed = jobs::claim(&mut tx, worker, lease, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(claimed)
+    }
+
+    async fn renew_lease(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = $1, updated_at = $2 \
+             WHERE id = $3 AND status = 'running' AND lease_owner = $4",
+        )
+        .bind(to_ms(rows::add(now, lease)?))
+        .bind(to_ms(now))
+        .bind(id.to_string())
+        .bind(worker)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            let current = jobs::fetch(&mut tx, id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            return Err(stale_lease(worker, &current));
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn advance_stage(
+        &self,
+        id: JobId,
+        worker: &str,
+        next: Stage,
+        stage_duration: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<JobRecord> {
+        let mut tx = self.begin().await?;
+        let current = jobs::fetch_for_update(&mut tx, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let updated = sqlx::query(concat!(
+            "UPDATE jobs SET stage = $1, attempts = 1, updated_at = $2 \
+             WHERE id = $3 AND status = 'running' AND lease_owner = $4 RETURNING ",
+            job_columns!()
+        ))
+        .bind(next.as_str())
+        .bind(to_ms(now))
+        .bind(id.to_string())
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = updated else {
+            return Err(stale_lease(worker, &current));
+        };
+        let record = rows::job(&row)?;
+        let detail = format!("stage {} complete", current.stage);
+        jobs::insert_event(
+            &mut tx,
+            &jobs::Event {
+                job_id: id,
+                from: Some(JobStatus::Running),
+                to: JobStatus::Running,
+                stage: current.stage,
+                worker: Some(worker),
+                duration: Some(stage_duration),
+                detail: Some(&detail),
+                error_code: None,
+                at: now,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    async fn transition(
+        &self,
+        id: JobId,
+        change: Transition,
+        now: OffsetDateTime,
+    ) -> StoreResult<JobRecord> {
+        let cas = Cas {
+            expect_lease: change.lease_owner.as_deref(),
+            run_at: change.run_at,
+            wake_at: change.wake_at,
+            error: change.error.as_ref(),
+            detail: change.detail.as_deref(),
+            duration: change.stage_duration,
+            ..Cas::new(change.from, change.to)
+        };
+        let mut tx = self.begin().await?;
+        let record = jobs::compare_and_set(&mut tx, id, &cas, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    async fn rescue_expired(&self, now: OffsetDateTime) -> StoreResult<Vec<JobId>> {
+        let mut tx = self.begin().await?;
+        let rescued = jobs::rescue_expired(&mut tx, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(rescued)
+    }
+
+    async fn retry_job(
+        &self,
+        scope: &OwnerScope,
+        id: JobId,
+        now: OffsetDateTime,
+    ) -> StoreResult<JobRecord> {
+        let mut tx = self.begin().await?;
+        fetch_scoped_job(&mut tx, scope, id).await?;
+        let cas = Cas {
+            run_at: Some(now),
+            detail: Some("manual retry"),
+            ..Cas::new(JobStatus::Failed, JobStatus::Queued)
+        };
+        let record = jobs::compare_and_set(&mut tx, id, &cas, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    async fn get_job(&self, scope: &OwnerScope, id: JobId) -> StoreResult<JobRecord> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        fetch_scoped_job(&mut conn, scope, id).await
+    }
+
+    async fn list_jobs(
+        &self,
+        scope: &OwnerScope,
+        status: Option<JobStatus>,
+        after: Option<JobId>,
+        limit: u32,
+    ) -> StoreResult<Vec<JobRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE ($1::text IS NULL OR owner_id = $1) \
+             AND ($2::text IS NULL OR status = $2) \
+             AND ($3::text IS NULL OR id > $3) ORDER BY id LIMIT $4"
+        ))
+        .bind(owner_param(scope))
+        .bind(status.map(JobStatus::as_str))
+        .bind(after.map(|a| a.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::job)
+        .collect()
+    }
+
+    async fn job_events(&self, id: JobId, after_seq: i64) -> StoreResult<Vec<JobEvent>> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        let events = sqlx::query(
+            "SELECT seq, job_id, from_status, to_status, stage, worker, duration_ms, detail, \
+             error_code, at FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .bind(after_seq)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::event)
+        .collect::<StoreResult<Vec<_>>>()?;
+        if events.is_empty() && jobs::fetch(&mut conn, id).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        Ok(events)
+    }
+
+    async fn set_progress(&self, id: JobId, progress: Progress) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE jobs SET pages = $1, chunks_total = $2, chunks_embedded = $3 WHERE id = $4",
+        )
+        .bind(progress.pages.map(i64::from))
+        .bind(progress.chunks_total.map(i64::from))
+        .bind(i64::from(progress.chunks_embedded))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn queue_stats(&self, now: OffsetDateTime) -> StoreResult<QueueStats> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        let counts = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        let mut by_status: Vec<(JobStatus, u64)> = JobStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for row in &counts {
+            let status = rows::get_status(row, "status")?;
+            let n: i64 = rows::get(row, "n")?;
+            if let Some(slot) = by_status.iter_mut().find(|(s, _)| *s == status) {
+                slot.1 = u64::try_from(n).unwrap_or(0);
+            }
+        }
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(run_at) FROM jobs \
+             WHERE status IN ('queued', 'retrying') AND run_at <= $1",
+        )
+        .bind(to_ms(now))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        let oldest_eligible_age = match oldest {
+            Some(ms) => {
+                let waited = now - rows::from_ms(ms)?;
+                Some(Duration::try_from(waited).unwrap_or(Duration::ZERO))
+            }
+            None => None,
+        };
+        Ok(QueueStats {
+            by_status,
+            oldest_eligible_age,
+        })
+    }
+
+    async fn stage_chunks(
+        &self,
+        document_id: DocumentId,
+        owner: &OwnerId,
+        chunks: &[NewChunk],
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let doc_id = document_id.to_string();
+        // Locking the document serialises staging with publish and delete of the same document.
+        let doc_owner: Option<String> =
+            sqlx::query_scalar("SELECT owner_id FROM documents WHERE id = $1 FOR UPDATE")
+                .bind(&doc_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        match doc_owner {
+            None => return Err(StoreError::NotFound),
+            Some(o) if o != owner.as_str() => {
+                return Err(StoreError::Conflict(
+                    "owner does not match the document".to_owned(),
+                ));
+            }
+            Some(_) => {}
+        }
+        sqlx::query("DELETE FROM staged_chunks WHERE document_id = $1")
+            .bind(&doc_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if !chunks.is_empty() {
+            let mut ids = Vec::with_capacity(chunks.len());
+            let mut ords = Vec::with_capacity(chunks.len());
+            let mut texts = Vec::with_capacity(chunks.len());
+            let mut shas = Vec::with_capacity(chunks.len());
+            let mut page_starts = Vec::with_capacity(chunks.len());
+            let mut page_ends = Vec::with_capacity(chunks.len());
+            let mut sections = Vec::with_capacity(chunks.len());
+            let mut token_counts = Vec::with_capacity(chunks.len());
+            let mut chunkers = Vec::with_capacity(chunks.len());
+            let mut versions = Vec::with_capacity(chunks.len());
+            for chunk in chunks {
+                ids.push(chunk.id.to_string());
+                ords.push(i64::from(chunk.ord));
+                texts.push(chunk.text.as_str());
+                shas.push(chunk.text_sha256.as_str());
+                page_starts.push(i64::from(chunk.page_start));
+                page_ends.push(i64::from(chunk.page_end));
+                sections.push(chunk.section.as_str());
+                token_counts.push(i64::from(chunk.token_count));
+                chunkers.push(chunk.chunker.as_str());
+                versions.push(chunk.chunker_version.as_str());
+            }
+            sqlx::query(concat!(
+                "INSERT INTO staged_chunks (",
+                chunk_columns!(),
+                ", owner_id) \
+                 SELECT u.id, $1, u.ord, u.text, u.text_sha256, u.page_start, u.page_end, \
+                 u.section, u.token_count, u.chunker, u.chunker_version, $2 \
+                 FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], \
+                 $8::bigint[], $9::text[], $10::bigint[], $11::text[], $12::text[]) \
+                 AS u(id, ord, text, text_sha256, page_start, page_end, section, token_count, \
+                 chunker, chunker_version)"
+            ))
+            .bind(&doc_id)
+            .bind(owner.as_str())
+            .bind(&ids)
+            .bind(&ords)
+            .bind(&texts)
+            .bind(&shas)
+            .bind(&page_starts)
+            .bind(&page_ends)
+            .bind(&sections)
+            .bind(&token_counts)
+            .bind(&chunkers)
+            .bind(&versions)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn staged_texts_missing_embedding(
+        &self,
+        document_id: DocumentId,
+        model: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<TextToEmbed>> {
+        let rows = sqlx::query(
+            "SELECT s.text_sha256, MIN(s.text) AS text FROM staged_chunks s \
+             WHERE s.document_id = $1 AND NOT EXISTS ( \
+                 SELECT 1 FROM embeddings e WHERE e.model = $2 AND e.text_sha256 = s.text_sha256) \
+             GROUP BY s.text_sha256 ORDER BY MIN(s.ord) LIMIT $3",
+        )
+        .bind(document_id.to_string())
+        .bind(model)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(TextToEmbed {
+                    text_sha256: rows::get_sha(row, "text_sha256")?,
+                    text: rows::get(row, "text")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn staged_embedding_progress(
+        &self,
+        document_id: DocumentId,
+        model: &str,
+    ) -> StoreResult<(u32, u32)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS total, COUNT(e.text_sha256) AS embedded FROM staged_chunks s \
+             LEFT JOIN embeddings e ON e.model = $2 AND e.text_sha256 = s.text_sha256 \
+             WHERE s.document_id = $1",
+        )
+        .bind(document_id.to_string())
+        .bind(model)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok((count(&row, "total")?, count(&row, "embedded")?))
+    }
+
+    async fn put_embeddings(&self, model: &str, embeddings: &[Embedding]) -> StoreResult<()> {
+        if embeddings.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        // Serialises the first writers of a model, so they agree on its dimension.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(model)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let existing: Option<i32> =
+            sqlx::query_scalar("SELECT dims FROM embeddings WHERE model = $1 LIMIT 1")
+                .bind(model)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let dims = match existing {
+            Some(d) => i64::from(d),
+            None => i64::try_from(embeddings[0].vector.len()).unwrap_or(i64::MAX),
+        };
+        let mut shas = Vec::with_capacity(embeddings.len());
+        let mut vectors = Vec::with_capacity(embeddings.len());
+        for embedding in embeddings {
+            let len = i64::try_from(embedding.vector.len()).unwrap_or(i64::MAX);
+            if len == 0 || len != dims {
+                return Err(StoreError::Conflict(format!(
+                    "embedding has {len} dimensions, model {model} uses {dims}"
+                )));
+            }
+            if embedding.vector.iter().any(|v| !v.is_finite()) {
+                return Err(StoreError::Conflict("embedding is not finite".to_owned()));
+            }
+            shas.push(embedding.text_sha256.as_str());
+            vectors.push(pgvector::Vector::from(embedding.vector.clone()));
+        }
+        let dims = i32::try_from(dims)
+            .map_err(|_| StoreError::Conflict("embedding too long".to_owned()))?;
+        sqlx::query(
+            "INSERT INTO embeddings (model, text_sha256, dims, vector) \
+             SELECT $1, u.text_sha256, $2, u.vector \
+             FROM UNNEST($3::text[], $4::vector[]) AS u(text_sha256, vector) \
+             ON CONFLICT (model, text_sha256) DO NOTHING",
+        )
+        .bind(model)
+        .bind(dims)
+        .bind(&shas)
+        .bind(&vectors)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn publish_staged(
+        &self,
+        document_id: DocumentId,
+        model: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<u32> {
+        let mut tx = self.begin().await?;
+        let doc_id = document_id.to_string();
+        let exists = sqlx::query("SELECT 1 FROM documents WHERE id = $1 FOR UPDATE")
+            .bind(&doc_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound);
+        }
+        let staged = sqlx::query(
+            "SELECT COUNT(*) AS total, COUNT(e.text_sha256) AS embedded FROM staged_chunks s \
+             LEFT JOIN embeddings e ON e.model = $2 AND e.text_sha256 = s.text_sha256 \
+             WHERE s.document_id = $1",
+        )
+        .bind(&doc_id)
+        .bind(model)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let (total, embedded) = (count(&staged, "total")?, count(&staged, "embedded")?);
+        if total > embedded {
+            return Err(StoreError::Conflict(format!(
+                "{} staged chunks lack an embedding for model {model}",
+                total - embedded
+            )));
+        }
+        if total == 0 {
+            // Nothing staged: the index stage already ran (work is at-least-once). Publishing
+            // an empty set would wipe the live version, so this is a no-op.
+            let live: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM chunks WHERE document_id = $1")
+                    .bind(&doc_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            return u32::try_from(live).map_err(|_| rows::corrupt("live chunk count"));
+        }
+        sqlx::query("DELETE FROM chunks WHERE document_id = $1")
+            .bind(&doc_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(concat!(
+            "INSERT INTO chunks (",
+            chunk_columns!(),
+            ", owner_id, published_at) SELECT ",
+            chunk_columns!(),
+            ", owner_id, $2 FROM staged_chunks WHERE document_id = $1 ORDER BY ord"
+        ))
+        .bind(&doc_id)
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM staged_chunks WHERE document_id = $1")
+            .bind(&doc_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("UPDATE documents SET updated_at = $2 WHERE id = $1")
+            .bind(&doc_id)
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(total)
+    }
+
+    async fn prune_orphan_embeddings(&self) -> StoreResult<u64> {
+        let removed = sqlx::query(
+            "DELETE FROM embeddings \
+             WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_sha256 = embeddings.text_sha256) \
+               AND NOT EXISTS (SELECT 1 FROM staged_chunks s WHERE s.text_sha256 = embeddings.text_sha256)",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(removed)
+    }
+
+    async fn live_chunks(&self, document_id: DocumentId) -> StoreResult<Vec<ChunkRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            chunk_columns!(),
+            " FROM chunks WHERE document_id = $1 ORDER BY ord"
+        ))
+        .bind(document_id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::chunk)
+        .collect()
+    }
+
+    async fn keyword_search(&self, query: &SearchQuery<'_>) -> StoreResult<Vec<ChunkHit>> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        search::keyword(&mut conn, query).await
+    }
+
+    async fn vector_search(
+        &self,
+        query: &SearchQuery<'_>,
+        model: &str,
+        vector: &[f32],
+    ) -> StoreResult<Vec<ChunkHit>> {
+        let mut tx = self.begin().await?;
+        let hits = search::vector(&mut tx, query, model, vector).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(hits)
+    }
+}

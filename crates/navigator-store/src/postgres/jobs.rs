@@ -1,0 +1,339 @@
+//! The job state machine: every status change goes through [`compare_and_set`].
+//!
+//! Unlike SQLite, PostgreSQL lets writers run side by side, so the compare-and-set first locks
+//! the row (`SELECT … FOR UPDATE`), computes the new row from what it read, and then writes it
+//! with an `UPDATE … WHERE id = $ AND status = $ [AND lease_owner = $]` guard — the guard stays
+//! the source of truth, the lock only makes the computed values consistent with it.
+
+use super::db_err;
+use super::rows::{self, job_columns, to_ms};
+use crate::{JobError, JobRecord, StoreError, StoreResult};
+use navigator_domain::job::transition_allowed;
+use navigator_domain::{ErrorCode, JobId, JobStatus, Stage};
+use sqlx::PgConnection;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// One requested status change and its side effects.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cas<'a> {
+    pub from: JobStatus,
+    pub to: JobStatus,
+    /// Applies only while the job is leased by this worker.
+    pub expect_lease: Option<&'a str>,
+    /// For `→ running`: the new lease holder and its length. Required: a running job without a
+    /// lease could never be rescued.
+    pub claim: Option<(&'a str, Duration)>,
+    pub run_at: Option<OffsetDateTime>,
+    pub wake_at: Option<OffsetDateTime>,
+    pub error: Option<&'a JobError>,
+    pub detail: Option<&'a str>,
+    pub duration: Option<Duration>,
+    /// Recorded on the event (defaults to the lease holder involved).
+    pub worker: Option<&'a str>,
+}
+
+impl<'a> Cas<'a> {
+    pub fn new(from: JobStatus, to: JobStatus) -> Self {
+        Self {
+            from,
+            to,
+            expect_lease: None,
+            claim: None,
+            run_at: None,
+            wake_at: None,
+            error: None,
+            detail: None,
+            duration: None,
+            worker: None,
+        }
+    }
+}
+
+pub(super) async fn fetch(conn: &mut PgConnection, id: JobId) -> StoreResult<Option<JobRecord>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM jobs WHERE id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(conn)
+    .await
+    .map_err(db_err)?
+    .as_ref()
+    .map(rows::job)
+    .transpose()
+}
+
+/// [`fetch`], locking the row until the caller's transaction ends.
+pub(super) async fn fetch_for_update(
+    conn: &mut PgConnection,
+    id: JobId,
+) -> StoreResult<Option<JobRecord>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM jobs WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(conn)
+    .await
+    .map_err(db_err)?
+    .as_ref()
+    .map(rows::job)
+    .transpose()
+}
+
+fn describe(status: JobStatus, lease: Option<&str>) -> String {
+    match lease {
+        Some(worker) => format!("{status} leased by {worker}"),
+        None => status.to_string(),
+    }
+}
+
+fn stale(cas: &Cas<'_>, current: &JobRecord) -> StoreError {
+    StoreError::StaleState {
+        expected: describe(cas.from, cas.expect_lease),
+        actual: describe(
+            current.status,
+            cas.expect_lease.and(current.lease_owner.as_deref()),
+        ),
+    }
+}
+
+/// The only way a job's status changes: checks the domain table, updates the row only if it is
+/// still in `cas.from` (and leased by `cas.expect_lease`), and records a `job_events` row — all on
+/// the caller's transaction.
+pub(super) async fn compare_and_set(
+    conn: &mut PgConnection,
+    id: JobId,
+    cas: &Cas<'_>,
+    now: OffsetDateTime,
+) -> StoreResult<JobRecord> {
+    if !transition_allowed(cas.from, cas.to) {
+        return Err(StoreError::Illegal {
+            from: cas.from,
+            to: cas.to,
+        });
+    }
+    let current = fetch_for_update(conn, id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let lease_matches = cas
+        .expect_lease
+        .is_none_or(|w| current.lease_owner.as_deref() == Some(w));
+    if current.status != cas.from || !lease_matches {
+        return Err(stale(cas, &current));
+    }
+
+    let mut next = current.clone();
+    next.status = cas.to;
+    next.lease_owner = None;
+    next.lease_expires_at = None;
+    next.wake_at = None;
+    match cas.to {
+        JobStatus::Running => {
+            let (worker, lease) = cas.claim.ok_or_else(|| {
+                StoreError::Conflict("a job becomes running only through claim_job".to_owned())
+            })?;
+            next.lease_owner = Some(worker.to_owned());
+            next.lease_expires_at = Some(rows::add(now, lease)?);
+            next.attempts = current.attempts.saturating_add(1);
+        }
+        JobStatus::Queued => {
+            next.run_at = cas.run_at.unwrap_or(now);
+            next.error = None;
+            next.finished_at = None;
+            if current.status == JobStatus::Running {
+                // A hand-back (shutdown) is not a failed attempt: refund the one its claim took,
+                // so rolling restarts cannot exhaust a healthy job's retries.
+                next.attempts = current.attempts.saturating_sub(1);
+            }
+            if current.status.is_terminal() {
+                // A manual retry (failed) or re-process (complete) starts a fresh attempt count;
+                // a re-process runs the whole pipeline again, since re-running `index` alone on
+                // an empty staging area would publish nothing new.
+                next.attempts = 0;
+                if current.status == JobStatus::Complete {
+                    next.stage = Stage::Parse;
+                }
+            }
+        }
+        JobStatus::Retrying => {
+            next.run_at = cas.run_at.unwrap_or(now);
+            if let Some(error) = cas.error {
+                next.error = Some(error.clone());
+            }
+        }
+        JobStatus::Waiting => {
+            next.wake_at = cas.wake_at;
+            next.error = None;
+        }
+        JobStatus::Failed => {
+            if let Some(error) = cas.error {
+                next.error = Some(error.clone());
+            }
+            next.finished_at = Some(now);
+        }
+        JobStatus::Complete => {
+            next.error = None;
+            next.finished_at = Some(now);
+        }
+        JobStatus::Cancelled => {
+            next.finished_at = Some(now);
+        }
+    }
+
+    let updated = sqlx::query(concat!(
+        "UPDATE jobs SET status = $1, stage = $2, attempts = $3, run_at = $4, wake_at = $5, \
+         lease_owner = $6, lease_expires_at = $7, error_code = $8, error_message = $9, \
+         finished_at = $10, updated_at = $11 \
+         WHERE id = $12 AND status = $13 AND ($14::text IS NULL OR lease_owner = $14) \
+         RETURNING ",
+        job_columns!()
+    ))
+    .bind(next.status.as_str())
+    .bind(next.stage.as_str())
+    .bind(i64::from(next.attempts))
+    .bind(to_ms(next.run_at))
+    .bind(next.wake_at.map(to_ms))
+    .bind(next.lease_owner.as_deref())
+    .bind(next.lease_expires_at.map(to_ms))
+    .bind(next.error.as_ref().map(|e| e.code.as_str()))
+    .bind(next.error.as_ref().map(|e| e.message.as_str()))
+    .bind(next.finished_at.map(to_ms))
+    .bind(to_ms(now))
+    .bind(id.to_string())
+    .bind(cas.from.as_str())
+    .bind(cas.expect_lease)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let Some(row) = updated else {
+        // Unreachable while the row lock is held; kept so the guard stays the source of truth.
+        let current = fetch(conn, id).await?.ok_or(StoreError::NotFound)?;
+        return Err(stale(cas, &current));
+    };
+    let record = rows::job(&row)?;
+
+    let worker = cas
+        .worker
+        .or(cas.claim.map(|(w, _)| w))
+        .or(cas.expect_lease);
+    insert_event(
+        conn,
+        &Event {
+            job_id: id,
+            from: Some(cas.from),
+            to: cas.to,
+            stage: current.stage,
+            worker,
+            duration: cas.duration,
+            detail: cas.detail,
+            error_code: cas.error.map(|e| e.code),
+            at: now,
+        },
+    )
+    .await?;
+    Ok(record)
+}
+
+pub(super) struct Event<'a> {
+    pub job_id: JobId,
+    pub from: Option<JobStatus>,
+    pub to: JobStatus,
+    pub stage: Stage,
+    pub worker: Option<&'a str>,
+    pub duration: Option<Duration>,
+    pub detail: Option<&'a str>,
+    pub error_code: Option<ErrorCode>,
+    pub at: OffsetDateTime,
+}
+
+pub(super) async fn insert_event(conn: &mut PgConnection, event: &Event<'_>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO job_events \
+         (job_id, from_status, to_status, stage, worker, duration_ms, detail, error_code, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(event.job_id.to_string())
+    .bind(event.from.map(JobStatus::as_str))
+    .bind(event.to.as_str())
+    .bind(event.stage.as_str())
+    .bind(event.worker)
+    .bind(event.duration.map(rows::duration_ms))
+    .bind(event.detail)
+    .bind(event.error_code.map(ErrorCode::as_str))
+    .bind(to_ms(event.at))
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Picks the eligible job with the earliest `run_at` that no other transaction has locked
+/// (`FOR UPDATE SKIP LOCKED`: concurrent claimers pass each other instead of queueing on one
+/// row) and claims it through [`compare_and_set`], all in the caller's transaction.
+pub(super) async fn claim(
+    conn: &mut PgConnection,
+    worker: &str,
+    lease: Duration,
+    now: OffsetDateTime,
+) -> StoreResult<Option<JobRecord>> {
+    let candidate = sqlx::query(
+        "SELECT id, status FROM jobs \
+         WHERE status IN ('queued', 'retrying') AND run_at <= $1 \
+         ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(to_ms(now))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let Some(row) = candidate else {
+        return Ok(None);
+    };
+    let id = rows::parse_with(&row, "id", JobId::parse)?;
+    let status = rows::get_status(&row, "status")?;
+    let cas = Cas {
+        claim: Some((worker, lease)),
+        ..Cas::new(status, JobStatus::Running)
+    };
+    compare_and_set(conn, id, &cas, now).await.map(Some)
+}
+
+/// Moves every running job whose lease expired before `now` to `retrying`. Rows another
+/// transaction holds (a worker finishing the job right now) are skipped: the next sweep sees
+/// them if they are still expired.
+pub(super) async fn rescue_expired(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+) -> StoreResult<Vec<JobId>> {
+    let expired = sqlx::query(
+        "SELECT id, lease_owner FROM jobs \
+         WHERE status = 'running' AND lease_expires_at < $1 \
+         ORDER BY lease_expires_at, id FOR UPDATE SKIP LOCKED",
+    )
+    .bind(to_ms(now))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let error = JobError {
+        code: ErrorCode::LeaseLost,
+        message: "lease expired".to_owned(),
+    };
+    let mut rescued = Vec::with_capacity(expired.len());
+    for row in expired {
+        let id = rows::parse_with(&row, "id", JobId::parse)?;
+        let holder: Option<String> = rows::get(&row, "lease_owner")?;
+        let cas = Cas {
+            expect_lease: holder.as_deref(),
+            run_at: Some(now),
+            error: Some(&error),
+            detail: Some("lease expired"),
+            ..Cas::new(JobStatus::Running, JobStatus::Retrying)
+        };
+        compare_and_set(conn, id, &cas, now).await?;
+        rescued.push(id);
+    }
+    Ok(rescued)
+}

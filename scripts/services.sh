@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Test services on loopback, installed and started by the project itself (no Docker here):
+# PostgreSQL 15 with pgvector (built from Debian's source package, since Debian 12 ships no
+# pgvector binary) on 127.0.0.1:55432.
+#
+#   scripts/services.sh start   install what is missing, start what is stopped (idempotent);
+#                               prints the export lines the tests read
+#   scripts/services.sh env     print the export lines if the services are running
+#   scripts/services.sh stop    stop the services and delete their data
+#
+# Everything lives under $NAVIGATOR_SERVICES_DIR (default /var/tmp/navigator-services). PostgreSQL
+# refuses to run as root, so the cluster runs as the `postgres` user. Only loopback addresses are
+# used. Run as root (it installs Debian packages); CI runs as root.
+set -euo pipefail
+
+readonly DIR="${NAVIGATOR_SERVICES_DIR:-/var/tmp/navigator-services}"
+readonly PG_PORT="${NAVIGATOR_PG_PORT:-55432}"
+readonly PG_VERSION=15
+readonly PG_BIN="/usr/lib/postgresql/$PG_VERSION/bin"
+readonly PG_DATA="$DIR/pg/data"
+readonly PG_SOCK="$DIR/pg/sock"
+readonly PG_LOG="$DIR/pg/postgres.log"
+readonly PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+
+log() { echo "services: $*" >&2; }
+
+as_postgres() { runuser -u postgres -- "$@"; }
+
+apt_updated=0
+apt_install() {
+    if [[ $apt_updated == 0 ]]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+install_postgres() {
+    if [[ ! -x "$PG_BIN/postgres" ]]; then
+        log "installing postgresql-$PG_VERSION"
+        apt_install "postgresql-$PG_VERSION"
+    fi
+    if [[ ! -f "/usr/share/postgresql/$PG_VERSION/extension/vector.control" ]]; then
+        install_pgvector
+    fi
+}
+
+# Builds pgvector from Debian's source package (trixie's, which builds against PostgreSQL 15)
+# with private apt lists, leaving /etc/apt untouched.
+install_pgvector() {
+    log "building pgvector from Debian's source package"
+    apt_install "postgresql-server-dev-$PG_VERSION" build-essential dpkg-dev
+    local work
+    work="$(mktemp -d)"
+    mkdir -p "$work/apt/lists/partial" "$work/apt/etc" "$work/apt/cache/archives/partial"
+    cat > "$work/apt/etc/extra.sources" <<'EOF'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    local apto=(-o Dir::Etc::sourcelist=/dev/null -o "Dir::Etc::sourceparts=$work/apt/etc"
+                -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache")
+    apt-get "${apto[@]}" update -qq >&2
+    (cd "$work" && apt-get "${apto[@]}" source --download-only pgvector >&2)
+    (cd "$work" && dpkg-source -x pgvector_*.dsc src >&2)
+    make -C "$work/src" PG_CONFIG="$PG_BIN/pg_config" -j2 >&2
+    make -C "$work/src" PG_CONFIG="$PG_BIN/pg_config" install >&2
+    rm -rf "$work"
+}
+
+pg_running() {
+    [[ -f "$PG_DATA/PG_VERSION" ]] && as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
+}
+
+start_postgres() {
+    if pg_running; then
+        return
+    fi
+    mkdir -p "$DIR/pg" "$PG_SOCK"
+    chown -R postgres:postgres "$DIR/pg"
+    if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
+        log "creating a PostgreSQL cluster in $PG_DATA"
+        as_postgres "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres -E UTF8 >/dev/null
+    fi
+    log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    # fsync off: a test cluster, deleted on stop; durability is not what these tests measure.
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start \
+        -o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
+    "$PG_BIN/psql" "$PG_URL" -qAt -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null
+}
+
+print_env() {
+    echo "export NAVIGATOR_TEST_DATABASE_URL=$PG_URL"
+}
+
+case "${1:-}" in
+    start)
+        install_postgres
+        start_postgres
+        log "pgvector $("$PG_BIN/psql" "$PG_URL" -qAt -c "SELECT extversion FROM pg_extension WHERE extname = 'vector'")"
+        print_env
+        ;;
+    env)
+        if pg_running; then print_env; else log "not running"; exit 1; fi
+        ;;
+    stop)
+        if pg_running; then
+            as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
+            log "stopped PostgreSQL"
+        fi
+        rm -rf "$DIR/pg"
+        ;;
+    *)
+        echo "usage: $0 start|env|stop" >&2
+        exit 2
+        ;;
+esac
