@@ -469,6 +469,8 @@ async fn metrics_version_and_openapi_describe_the_running_service() {
         "navigator_queue_depth",
         "navigator_queue_oldest_age_seconds",
         "navigator_http_requests_total",
+        "navigator_db_pool_connections{state=\"idle\"}",
+        "navigator_db_pool_max_connections",
     ] {
         assert!(metrics.contains(series), "missing {series}");
     }

@@ -90,6 +90,8 @@ pub trait Store: Send + Sync + 'static {
     async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>>;
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+    /// Connection pool occupancy (all of the store's pools together), for metrics.
+    fn pool_stats(&self) -> PoolStats;
 
     // ---- documents -------------------------------------------------------------------------
 

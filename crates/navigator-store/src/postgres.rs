@@ -77,20 +77,54 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
         if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
+/// Pool limits and server-side timeouts for [`PgStore::connect_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgPoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub idle_in_transaction_timeout: Duration,
+}
+
+/// Server-side cap on a transaction left idle.
+pub const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Default for PgPoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            idle_in_transaction_timeout: DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
+        }
+    }
+}
+
 impl PgStore {
-    /// Connects to `postgres://…` with a pool of [`DEFAULT_MAX_CONNECTIONS`]. Does not migrate:
-    /// call [`Store::migrate`].
+    /// Connects to `postgres://…` with the default [`PgPoolSettings`]. Does not migrate: call
+    /// [`Store::migrate`].
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(url, &PgPoolSettings::default()).await
+    }
+
+    /// Connects with explicit pool limits and server-side timeouts.
+    pub async fn connect_with(url: &str, settings: &PgPoolSettings) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Database(format!("invalid postgres url: {e}")))?
             .application_name("navigator")
-            .options([(
-                "statement_timeout",
-                format!("{}ms", DEFAULT_STATEMENT_TIMEOUT.as_millis()),
-            )]);
+            .options([
+                (
+                    "statement_timeout",
+                    format!("{}ms", settings.statement_timeout.as_millis()),
+                ),
+                (
+                    "idle_in_transaction_session_timeout",
+                    format!("{}ms", settings.idle_in_transaction_timeout.as_millis()),
+                ),
+            ]);
         let pool = PgPoolOptions::new()
-            .max_connections(DEFAULT_MAX_CONNECTIONS)
-            .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await
             .map_err(db_err)?;
@@ -273,6 +307,14 @@ impl Store for PgStore {
 
     async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>> {
         migrations::status(&self.pool).await
+    }
+
+    fn pool_stats(&self) -> crate::PoolStats {
+        crate::PoolStats {
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.pool.options().get_max_connections(),
+        }
     }
 
     async fn ping(&self) -> StoreResult<()> {

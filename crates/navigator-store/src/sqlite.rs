@@ -223,6 +223,18 @@ impl Store for SqliteStore {
         Ok(removed)
     }
 
+    fn pool_stats(&self) -> crate::PoolStats {
+        let pools = [&self.writer, &self.reader];
+        crate::PoolStats {
+            size: pools.iter().map(|p| p.size()).sum(),
+            idle: pools.iter().map(|p| p.num_idle() as u32).sum(),
+            max: pools
+                .iter()
+                .map(|p| p.options().get_max_connections())
+                .sum(),
+        }
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)

@@ -215,3 +215,14 @@ pub struct ChunkHit {
     /// Backend-specific relevance (bm25 negated, or cosine similarity): higher is better.
     pub score: f64,
 }
+
+/// Connection pool occupancy, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PoolStats {
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most the pool may open.
+    pub max: u32,
+}

@@ -37,6 +37,16 @@ database:
   # sqlite://PATH or postgres://USER:PASSWORD@HOST/DB (password masked in output);
   # empty means sqlite://{data_dir}/navigator.db.
   url:
+  # PostgreSQL connection pool (SQLite ignores it).
+  pool:
+    # Most connections this process opens.
+    max_connections: 10
+    # Seconds a request waits for a free connection before failing with 503.
+    acquire_timeout_secs: 5
+    # Seconds any one statement may run on the server.
+    statement_timeout_secs: 30
+    # Seconds a transaction may sit idle before the server ends it.
+    idle_in_transaction_timeout_secs: 60
 
 blobs:
   # file://DIR or s3://BUCKET/PREFIX; empty means file://{data_dir}/blobs.

@@ -238,6 +238,38 @@ pub struct DatabaseConfig {
     /// `sqlite://PATH` or `postgres://…`; `None` means `sqlite://{data_dir}/navigator.db`.
     /// Use [`Config::database_url`] rather than reading this field.
     pub url: Option<ConnectionUrl>,
+    /// Connection pool (PostgreSQL).
+    pub pool: PoolConfig,
+}
+
+pub const DEFAULT_POOL_MAX_CONNECTIONS: u32 = 10;
+pub const DEFAULT_POOL_ACQUIRE_TIMEOUT_SECS: u64 = 5;
+pub const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECS: u64 = 60;
+
+/// PostgreSQL connection pool limits (SPEC §7, PD-003). SQLite uses a fixed single writer plus a
+/// small reader pool and ignores these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing with 503.
+    pub acquire_timeout_secs: u64,
+    /// Server-side cap on any one statement.
+    pub statement_timeout_secs: u64,
+    /// Server-side cap on a transaction left idle (a stuck client cannot hold locks forever).
+    pub idle_in_transaction_timeout_secs: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_POOL_MAX_CONNECTIONS,
+            acquire_timeout_secs: DEFAULT_POOL_ACQUIRE_TIMEOUT_SECS,
+            statement_timeout_secs: DEFAULT_STATEMENT_TIMEOUT_SECS,
+            idle_in_transaction_timeout_secs: DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_SECS,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

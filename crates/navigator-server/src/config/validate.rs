@@ -51,6 +51,28 @@ pub(crate) fn validate(config: &Config) -> Vec<ConfigError> {
         ),
     }
 
+    let pool = &config.database.pool;
+    v.between(
+        "database.pool.max_connections",
+        pool.max_connections,
+        1..=1000,
+    );
+    v.at_least(
+        "database.pool.acquire_timeout_secs",
+        pool.acquire_timeout_secs,
+        1,
+    );
+    v.at_least(
+        "database.pool.statement_timeout_secs",
+        pool.statement_timeout_secs,
+        1,
+    );
+    v.at_least(
+        "database.pool.idle_in_transaction_timeout_secs",
+        pool.idle_in_transaction_timeout_secs,
+        1,
+    );
+
     // blobs
     let blobs_url = config.blobs_url();
     let s3 = &config.blobs.s3;

@@ -54,6 +54,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
         Err(e) => tracing::warn!(error = %e, "failed to read queue stats for metrics"),
     }
+    let pool = state.store.pool_stats();
+    metrics::gauge!("navigator_db_pool_connections", "state" => "in_use")
+        .set(f64::from(pool.size.saturating_sub(pool.idle)));
+    metrics::gauge!("navigator_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
+    metrics::gauge!("navigator_db_pool_max_connections").set(f64::from(pool.max));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
