@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Test services on loopback, installed and started by the project itself (no Docker here):
 # PostgreSQL 15 with pgvector (built from Debian's source package, since Debian 12 ships no
-# pgvector binary) on 127.0.0.1:55432.
+# pgvector binary) on 127.0.0.1:55432, and moto's S3 server (from PyPI, in a venv) on
+# 127.0.0.1:55055 with the bucket `navigator-test`.
 #
 #   scripts/services.sh start   install what is missing, start what is stopped (idempotent);
 #                               prints the export lines the tests read
@@ -21,6 +22,12 @@ readonly PG_DATA="$DIR/pg/data"
 readonly PG_SOCK="$DIR/pg/sock"
 readonly PG_LOG="$DIR/pg/postgres.log"
 readonly PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+readonly S3_PORT="${NAVIGATOR_S3_PORT:-55055}"
+readonly S3_URL="http://127.0.0.1:$S3_PORT"
+readonly S3_BUCKET=navigator-test
+readonly MOTO_VENV="$DIR/moto-venv"
+readonly MOTO_PID="$DIR/moto/moto.pid"
+readonly MOTO_LOG="$DIR/moto/moto.log"
 
 log() { echo "services: $*" >&2; }
 
@@ -91,8 +98,58 @@ start_postgres() {
     "$PG_BIN/psql" "$PG_URL" -qAt -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null
 }
 
-print_env() {
+install_moto() {
+    if [[ -x "$MOTO_VENV/bin/moto_server" ]]; then
+        return
+    fi
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        log "installing python3-venv"
+        apt_install python3-venv
+    fi
+    log "installing moto[server] into $MOTO_VENV"
+    rm -rf "$MOTO_VENV"
+    python3 -m venv "$MOTO_VENV" >&2
+    "$MOTO_VENV/bin/pip" install -q "moto[server]" >&2
+}
+
+moto_running() {
+    [[ -f "$MOTO_PID" ]] && kill -0 "$(cat "$MOTO_PID")" 2>/dev/null
+}
+
+start_moto() {
+    if ! moto_running; then
+        mkdir -p "$DIR/moto"
+        log "starting moto S3 on 127.0.0.1:$S3_PORT"
+        nohup "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" \
+            >"$MOTO_LOG" 2>&1 </dev/null &
+        echo $! > "$MOTO_PID"
+        local i
+        for i in $(seq 1 60); do
+            if curl -fs -o /dev/null "$S3_URL/" 2>/dev/null; then break; fi
+            if ! moto_running; then log "moto exited; see $MOTO_LOG"; exit 1; fi
+            sleep 0.5
+        done
+        if ! curl -fsS -o /dev/null "$S3_URL/"; then log "moto did not answer; see $MOTO_LOG"; exit 1; fi
+    fi
+    # Idempotent: creating a bucket that exists is not an error in us-east-1.
+    curl -fsS -o /dev/null -X PUT "$S3_URL/$S3_BUCKET"
+}
+
+stop_moto() {
+    if moto_running; then
+        kill "$(cat "$MOTO_PID")" 2>/dev/null || true
+        log "stopped moto"
+    fi
+    rm -rf "$DIR/moto"
+}
+
+print_pg_env() {
     echo "export NAVIGATOR_TEST_DATABASE_URL=$PG_URL"
+}
+
+print_s3_env() {
+    echo "export NAVIGATOR_TEST_S3_ENDPOINT=$S3_URL"
+    echo "export NAVIGATOR_TEST_S3_BUCKET=$S3_BUCKET"
 }
 
 case "${1:-}" in
@@ -100,12 +157,19 @@ case "${1:-}" in
         install_postgres
         start_postgres
         log "pgvector $("$PG_BIN/psql" "$PG_URL" -qAt -c "SELECT extversion FROM pg_extension WHERE extname = 'vector'")"
-        print_env
+        install_moto
+        start_moto
+        print_pg_env
+        print_s3_env
         ;;
     env)
-        if pg_running; then print_env; else log "not running"; exit 1; fi
+        running=0
+        if pg_running; then print_pg_env; running=1; fi
+        if moto_running; then print_s3_env; running=1; fi
+        if [[ $running == 0 ]]; then log "not running"; exit 1; fi
         ;;
     stop)
+        stop_moto
         if pg_running; then
             as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
             log "stopped PostgreSQL"

@@ -3,10 +3,12 @@
 
 use bytes::Bytes;
 use navigator_domain::{DocumentId, ErrorCode};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::prefix::PrefixStore;
 use object_store::{
     ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart, path::Path as ObjectPath,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 
@@ -16,6 +18,9 @@ pub enum BlobError {
     NotFound,
     #[error("unsupported blob url scheme (expected file://)")]
     UnsupportedUrl,
+    /// The store could not be configured. The message never carries credentials.
+    #[error("invalid blob store configuration: {0}")]
+    Config(String),
     #[error("blob store error: {0}")]
     Backend(String),
 }
@@ -24,7 +29,7 @@ impl BlobError {
     pub fn code(&self) -> ErrorCode {
         match self {
             BlobError::NotFound => ErrorCode::NotFound,
-            BlobError::UnsupportedUrl => ErrorCode::InvalidRequest,
+            BlobError::UnsupportedUrl | BlobError::Config(_) => ErrorCode::InvalidRequest,
             BlobError::Backend(_) => ErrorCode::IoError,
         }
     }
@@ -53,10 +58,66 @@ impl BlobKeys {
     }
 }
 
+/// Where the blob store lives: a local directory or an S3-compatible bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobLocation {
+    /// A local directory (created if missing).
+    File(PathBuf),
+    /// An S3 bucket; every key is stored under `prefix/` (empty: the bucket root).
+    S3 { bucket: String, prefix: String },
+}
+
+/// Connection settings for an S3-compatible store. Unset credentials fall back to the usual
+/// `AWS_*` environment variables.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct S3Settings {
+    /// S3-compatible endpoint (MinIO, R2, moto…); `None` means AWS.
+    pub endpoint: Option<String>,
+    /// `None` means `AWS_REGION`/`AWS_DEFAULT_REGION` if set, else `us-east-1`.
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Allow a plain-http endpoint (local test servers only).
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &redacted(&self.access_key_id))
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+/// Replaces every configured credential in `message` with `<redacted>`.
+fn redact(mut message: String, settings: &S3Settings) -> String {
+    for secret in [&settings.access_key_id, &settings.secret_access_key]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+    {
+        message = message.replace(secret.as_str(), "<redacted>");
+    }
+    message
+}
+
 /// A handle on the configured blob store; cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+}
+
+impl std::fmt::Debug for Blobs {
+    // The store's Display names the backend and bucket only; never print its Debug, which
+    // reaches the credential provider.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Blobs({})", self.store)
+    }
 }
 
 /// Streaming uploads are written in parts of this size, so memory stays bounded.
@@ -68,12 +129,69 @@ impl Blobs {
         let dir = url
             .strip_prefix("file://")
             .ok_or(BlobError::UnsupportedUrl)?;
+        Self::local(Path::new(dir))
+    }
+
+    /// Opens a local directory (created if missing).
+    pub fn local(dir: &Path) -> Result<Self, BlobError> {
         std::fs::create_dir_all(dir).map_err(|e| BlobError::Backend(e.to_string()))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?
             .with_automatic_cleanup(true);
         Ok(Self {
             store: Arc::new(store),
         })
+    }
+
+    /// Opens the store at `location`; `s3` is used for [`BlobLocation::S3`] only.
+    pub fn from_location(location: &BlobLocation, s3: &S3Settings) -> Result<Self, BlobError> {
+        match location {
+            BlobLocation::File(dir) => Self::local(dir),
+            BlobLocation::S3 { bucket, prefix } => Self::s3(bucket, prefix, s3),
+        }
+    }
+
+    /// Opens an S3-compatible bucket, keeping every key under `prefix/`. Settings left unset
+    /// are read from the `AWS_*` environment variables. No request is made here; see
+    /// [`Blobs::check`].
+    pub fn s3(bucket: &str, prefix: &str, settings: &S3Settings) -> Result<Self, BlobError> {
+        if bucket.is_empty() {
+            return Err(BlobError::Config("the S3 bucket name is empty".into()));
+        }
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        match &settings.region {
+            Some(region) => builder = builder.with_region(region),
+            None if builder
+                .get_config_value(&AmazonS3ConfigKey::Region)
+                .is_none() =>
+            {
+                builder = builder.with_region("us-east-1");
+            }
+            None => {}
+        }
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if settings.allow_http {
+            builder = builder.with_allow_http(true);
+        }
+        if let Some(key_id) = &settings.access_key_id {
+            builder = builder.with_access_key_id(key_id);
+        }
+        if let Some(secret) = &settings.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        // Builder errors name the offending setting, never a credential value; redact them
+        // anyway so a future message cannot leak one.
+        let store = builder
+            .build()
+            .map_err(|e| BlobError::Config(redact(e.to_string(), settings)))?;
+        let prefix = prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(store)
+        } else {
+            Arc::new(PrefixStore::new(store, ObjectPath::from(prefix)))
+        };
+        Ok(Self { store })
     }
 
     pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
@@ -159,5 +277,23 @@ mod tests {
             Err(BlobError::NotFound)
         ));
         blobs.check().await.unwrap();
+    }
+
+    #[test]
+    fn s3_settings_and_errors_never_show_credentials() {
+        let settings = S3Settings {
+            access_key_id: Some("AKIDEXAMPLE".into()),
+            secret_access_key: Some("s3cr3t-value".into()),
+            ..S3Settings::default()
+        };
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("AKIDEXAMPLE") && !debug.contains("s3cr3t-value"));
+        assert_eq!(
+            redact("bad key AKIDEXAMPLE / s3cr3t-value".into(), &settings),
+            "bad key <redacted> / <redacted>"
+        );
+        let blobs = Blobs::s3("bucket", "p", &settings).unwrap();
+        let debug = format!("{blobs:?}");
+        assert!(!debug.contains("s3cr3t-value"), "{debug}");
     }
 }

@@ -61,13 +61,35 @@ impl App {
             .migrate()
             .await
             .context("could not apply database migrations")?;
-        let blobs =
-            Blobs::from_url(&config.blobs_url()).context("could not open the blob store")?;
+        let blobs = {
+            use navigator_pipeline::blob::{BlobLocation as StoreLocation, S3Settings};
+            let location = match config.blob_location() {
+                BlobLocation::File(dir) => StoreLocation::File(dir),
+                BlobLocation::S3 { bucket, prefix } => StoreLocation::S3 { bucket, prefix },
+            };
+            let s3 = &config.blobs.s3;
+            let settings = S3Settings {
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                access_key_id: s3.access_key_id.clone(),
+                secret_access_key: s3.secret_access_key.as_ref().map(|s| s.expose().to_owned()),
+                allow_http: s3.allow_http,
+            };
+            Blobs::from_location(&location, &settings).context("could not open the blob store")?
+        };
         let embedder = build_embedder(&config).await?;
         let upload_dir = config.data_dir.join("tmp");
         std::fs::create_dir_all(&upload_dir)
             .with_context(|| format!("could not create {}", upload_dir.display()))?;
         let wake = Arc::new(Notify::new());
+        // On PostgreSQL, work enqueued by any process wakes this process's idle workers at once.
+        if store
+            .listen_for_work(wake.clone())
+            .await
+            .context("could not listen for work notifications")?
+        {
+            tracing::info!("listening for work notifications");
+        }
         let shutdown = CancellationToken::new();
 
         let parser = if config.parser.sandbox {
@@ -259,9 +281,21 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             Ok(Arc::new(store))
         }
         DatabaseKind::Postgres => {
-            let store = navigator_store::postgres::PgStore::connect(config.database_url().expose())
-                .await
-                .context("could not connect to PostgreSQL (database.url)")?;
+            let pool = &config.database.pool;
+            let settings = navigator_store::postgres::PgPoolSettings {
+                max_connections: pool.max_connections,
+                acquire_timeout: Duration::from_secs(pool.acquire_timeout_secs),
+                statement_timeout: Duration::from_secs(pool.statement_timeout_secs),
+                idle_in_transaction_timeout: Duration::from_secs(
+                    pool.idle_in_transaction_timeout_secs,
+                ),
+            };
+            let store = navigator_store::postgres::PgStore::connect_with(
+                config.database_url().expose(),
+                &settings,
+            )
+            .await
+            .context("could not connect to PostgreSQL (database.url)")?;
             Ok(Arc::new(store))
         }
     }
@@ -307,9 +341,6 @@ pub fn check_supported(config: &Config) -> anyhow::Result<()> {
     }
     if config.auth.mode != AuthMode::None {
         problems.push("auth.mode: jwt is not supported by this build yet; refusing to start rather than serve without authentication");
-    }
-    if matches!(config.blob_location(), BlobLocation::S3 { .. }) {
-        problems.push("blobs.url: s3:// is not supported by this build yet; use file://DIR");
     }
     if problems.is_empty() {
         Ok(())

@@ -92,6 +92,11 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
     /// Connection pool occupancy (all of the store's pools together), for metrics.
     fn pool_stats(&self) -> PoolStats;
+    /// Starts a background listener that calls `wake.notify_waiters()` whenever a job may have
+    /// become claimable anywhere in the cluster (PostgreSQL LISTEN/NOTIFY). Returns `false` when
+    /// the backend has no such signal and workers must rely on polling.
+    async fn listen_for_work(&self, wake: std::sync::Arc<tokio::sync::Notify>)
+    -> StoreResult<bool>;
 
     // ---- documents -------------------------------------------------------------------------
 

@@ -32,8 +32,10 @@ use rows::{chunk_columns, document_select, job_columns, to_ms};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 
 /// Connections per process.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -196,6 +198,10 @@ impl PgStore {
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(jobs::WORK_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO documents (id, owner_id, filename, media_type, bytes, sha256, metadata, \
              idempotency_key, current_job_id, created_at, updated_at) \
@@ -307,6 +313,30 @@ impl Store for PgStore {
 
     async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>> {
         migrations::status(&self.pool).await
+    }
+
+    async fn listen_for_work(&self, wake: Arc<Notify>) -> StoreResult<bool> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(db_err)?;
+        listener.listen(jobs::WORK_CHANNEL).await.map_err(db_err)?;
+        tokio::spawn(async move {
+            loop {
+                // `recv` reconnects by itself after a lost connection; a notification sent while
+                // disconnected is missed, which the workers' poll interval covers.
+                match listener.recv().await {
+                    Ok(_) => wake.notify_waiters(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "work notification listener failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                if Arc::strong_count(&wake) == 1 {
+                    return; // nobody left to wake
+                }
+            }
+        });
+        Ok(true)
     }
 
     fn pool_stats(&self) -> crate::PoolStats {

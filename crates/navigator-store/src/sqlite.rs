@@ -31,8 +31,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 
 /// How long a statement waits for another process's write lock before failing as transient.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -221,6 +223,12 @@ impl Store for SqliteStore {
         .rows_affected();
         tx.commit().await.map_err(db_err)?;
         Ok(removed)
+    }
+
+    async fn listen_for_work(&self, _wake: Arc<Notify>) -> StoreResult<bool> {
+        // SQLite has no cross-process signal: workers in this process are woken directly by the
+        // upload path, and other processes poll.
+        Ok(false)
     }
 
     fn pool_stats(&self) -> crate::PoolStats {

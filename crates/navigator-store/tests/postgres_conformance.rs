@@ -223,3 +223,33 @@ async fn vector_search_over_384_dimensions_goes_through_the_index_path() {
         other => panic!("expected Conflict for a dimension mismatch, got {other:?}"),
     }
 }
+
+/// A job enqueued through one store (process) wakes a listener on another at once, without
+/// waiting for a poll.
+#[tokio::test]
+async fn enqueuing_work_notifies_listeners_in_other_processes() {
+    let Some(admin) = postgres_url() else {
+        return;
+    };
+    let url = fresh_database(&admin).await;
+    let listener_store = PgStore::connect(&url).await.expect("connect");
+    listener_store.migrate().await.expect("migrate");
+    let writer_store = PgStore::connect(&url).await.expect("connect");
+    let wake = Arc::new(tokio::sync::Notify::new());
+    assert!(
+        listener_store
+            .listen_for_work(wake.clone())
+            .await
+            .expect("listen")
+    );
+    let woken = wake.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    writer_store
+        .create_document(document(1), datetime!(2026-01-01 0:00 UTC))
+        .await
+        .expect("create");
+    tokio::time::timeout(Duration::from_secs(10), woken)
+        .await
+        .expect("the listener was woken by the other store's enqueue");
+}

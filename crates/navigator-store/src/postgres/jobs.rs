@@ -235,7 +235,25 @@ pub(super) async fn compare_and_set(
         },
     )
     .await?;
+    if matches!(cas.to, JobStatus::Queued | JobStatus::Retrying) {
+        notify_work(conn).await?;
+    }
     Ok(record)
+}
+
+/// The channel idle workers LISTEN on; notified (on commit) whenever a job may have become
+/// claimable, so a worker in another process wakes at once instead of at its next poll.
+pub(crate) const WORK_CHANNEL: &str = "navigator_work";
+
+/// Queues a notification on [`WORK_CHANNEL`]; PostgreSQL delivers it when the caller's
+/// transaction commits (and not at all if it rolls back).
+pub(super) async fn notify_work(conn: &mut PgConnection) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(WORK_CHANNEL)
+        .execute(&mut *conn)
+        .await
+        .map_err(super::db_err)?;
+    Ok(())
 }
 
 pub(super) struct Event<'a> {
