@@ -120,7 +120,9 @@ start_moto() {
     if ! moto_running; then
         mkdir -p "$DIR/moto"
         log "starting moto S3 on 127.0.0.1:$S3_PORT"
-        nohup "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" \
+        # Its own session, so it outlives the shell that started it (like pg_ctl's postgres);
+        # `stop` ends it by pid.
+        setsid "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" \
             >"$MOTO_LOG" 2>&1 </dev/null &
         echo $! > "$MOTO_PID"
         local i

@@ -666,16 +666,34 @@ async fn resuming_the_event_stream_of_a_finished_job_ends_at_once() {
     app.stop().await;
 }
 
-/// The same pipeline on PostgreSQL + pgvector (a fresh database): upload, process, search with
-/// the right page, delete. Skipped on a laptop without PostgreSQL; required under CI=true.
+/// The production shape: PostgreSQL + pgvector (a fresh database) and S3 blobs (a fresh prefix on
+/// the test bucket): upload, process, search with the right page, delete. Skipped on a laptop
+/// without the services; required under CI=true.
 #[tokio::test]
-async fn the_pipeline_runs_end_to_end_on_postgres() {
+async fn the_pipeline_runs_end_to_end_on_postgres_and_s3() {
     let Some(admin) = navigator_store::conformance::postgres_admin_url() else {
         eprintln!("skipping: PostgreSQL not configured (scripts/services.sh start)");
         return;
     };
+    let (Ok(endpoint), Ok(bucket)) = (
+        std::env::var("NAVIGATOR_TEST_S3_ENDPOINT"),
+        std::env::var("NAVIGATOR_TEST_S3_BUCKET"),
+    ) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "run scripts/services.sh start"
+        );
+        eprintln!("skipping: S3 not configured (scripts/services.sh start)");
+        return;
+    };
     let url = navigator_store::conformance::fresh_postgres_database(&admin).await;
-    let app = spawn_app_with(|yaml| format!("{yaml}database:\n  url: {url}\n")).await;
+    let prefix = uuid::Uuid::now_v7().simple().to_string();
+    let app = spawn_app_with(|yaml| {
+        format!(
+            "{yaml}database:\n  url: {url}\nblobs:\n  url: s3://{bucket}/{prefix}\n  s3:\n    endpoint: {endpoint}\n    region: us-east-1\n    access_key_id: test\n    secret_access_key: test\n    allow_http: true\n"
+        )
+    })
+    .await;
     let (accepted, job) =
         upload_and_wait(&app, "eoc.pdf", docs::pdf(&docs::known_passage_pages())).await;
     assert_eq!(job["status"], "complete", "{job}");
