@@ -8,6 +8,8 @@
 #                               prints the export lines the tests read
 #   scripts/services.sh env     print the export lines if the services are running
 #   scripts/services.sh stop    stop the services and delete their data
+#   scripts/services.sh pg-stop / pg-start
+#                               stop or start PostgreSQL alone, keeping its data (restart tests)
 #
 # Everything lives under $NAVIGATOR_SERVICES_DIR (default /var/tmp/navigator-services). PostgreSQL
 # refuses to run as root, so the cluster runs as the `postgres` user. Only loopback addresses are
@@ -95,7 +97,7 @@ start_postgres() {
     # fsync off: a test cluster, deleted on stop; durability is not what these tests measure.
     as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start \
         -o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
-    "$PG_BIN/psql" "$PG_URL" -qAt -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" "$PG_URL" -qAt -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null
 }
 
 install_moto() {
@@ -170,6 +172,16 @@ case "${1:-}" in
         if moto_running; then print_s3_env; running=1; fi
         if [[ $running == 0 ]]; then log "not running"; exit 1; fi
         ;;
+    pg-stop)
+        # For restart tests: stop PostgreSQL but keep its data (pg-start brings it back).
+        if pg_running; then
+            as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
+            log "paused PostgreSQL"
+        fi
+        ;;
+    pg-start)
+        start_postgres
+        ;;
     stop)
         stop_moto
         if pg_running; then
@@ -179,7 +191,7 @@ case "${1:-}" in
         rm -rf "$DIR/pg"
         ;;
     *)
-        echo "usage: $0 start|env|stop" >&2
+        echo "usage: $0 start|env|stop|pg-stop|pg-start" >&2
         exit 2
         ;;
 esac

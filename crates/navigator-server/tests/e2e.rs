@@ -5,13 +5,11 @@ mod support;
 
 use navigator_testkit::docs;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::fixture;
-
-const BIN: &str = env!("CARGO_BIN_EXE_navigator");
+use support::process::{BIN, Server};
 
 /// The local model directory, or `None` (skip) outside CI; under `CI=true` a missing model fails.
 fn model_dir() -> Option<PathBuf> {
@@ -61,90 +59,6 @@ fn local_embedder(model: &Path) -> String {
 }
 
 const HASH_EMBEDDER: &str = "embedder:\n  kind: hash\n";
-
-/// A running `navigator serve`; killed on drop so a failing test leaves nothing behind.
-struct Server {
-    child: Child,
-    base: String,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(config: &Path, envs: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env_remove("RUST_LOG");
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("navigator starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("navigator printed its address before exiting")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("navigator listening on ") {
-                break rest.trim().to_owned();
-            }
-        };
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, base, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "navigator did not exit in {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn logs(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use navigator_server::app::{App, BuildOptions, Running};
 use navigator_server::config;
 use serde_json::Value;
