@@ -1,9 +1,9 @@
-//! Maintenance services. Each runs on an interval until shutdown. With SQLite every process runs
-//! them (their effects are compare-and-set updates, so running twice is harmless); issue 3 adds
-//! leader election so a cluster runs them once.
+//! Maintenance services. Each runs on an interval until shutdown, in the one process of the
+//! cluster that holds maintenance leadership ([`Store::try_lead`]: a PostgreSQL advisory lock;
+//! on SQLite every process leads, which is harmless since every effect is a compare-and-set).
 
 use navigator_domain::Clock;
-use navigator_store::Store;
+use navigator_store::{Leadership, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -25,7 +25,37 @@ pub async fn run_rescuer(
     shutdown: CancellationToken,
 ) {
     let mut last_sweep: Option<std::time::Instant> = None;
+    let mut leadership: Option<Box<dyn Leadership>> = None;
     loop {
+        // Only the cluster's leader runs maintenance; the others keep asking.
+        if let Some(lead) = leadership.as_mut()
+            && !lead.still_leading().await
+        {
+            warn!("lost maintenance leadership");
+            leadership = None;
+        }
+        if leadership.is_none() {
+            match store.try_lead().await {
+                Ok(Some(lead)) => {
+                    info!("leading maintenance");
+                    leadership = Some(lead);
+                }
+                Ok(None) => {}
+                Err(e) => warn!(error = %e, "could not ask for maintenance leadership"),
+            }
+        }
+        metrics::gauge!("navigator_maintenance_leader").set(if leadership.is_some() {
+            1.0
+        } else {
+            0.0
+        });
+        if leadership.is_none() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            continue;
+        }
         if last_sweep.is_none_or(|at| at.elapsed() >= ORPHAN_SWEEP_INTERVAL) {
             match store.prune_orphan_embeddings().await {
                 Ok(0) => {}

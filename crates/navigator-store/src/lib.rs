@@ -90,6 +90,10 @@ pub trait Store: Send + Sync + 'static {
     async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>>;
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+    /// Tries to become the cluster's maintenance leader (the one process that runs the rescuer
+    /// and sweeps). `None` while another process leads. Leadership lasts as long as the returned
+    /// guard is kept and [`Leadership::still_leading`] says so; dropping it steps down.
+    async fn try_lead(&self) -> StoreResult<Option<Box<dyn Leadership>>>;
     /// Connection pool occupancy (all of the store's pools together), for metrics.
     fn pool_stats(&self) -> PoolStats;
     /// Starts a background listener that calls `wake.notify_waiters()` whenever a job may have
@@ -241,6 +245,25 @@ pub trait Store: Send + Sync + 'static {
         model: &str,
         vector: &[f32],
     ) -> StoreResult<Vec<ChunkHit>>;
+}
+
+/// Held by the maintenance leader; see [`Store::try_lead`].
+#[async_trait::async_trait]
+pub trait Leadership: Send {
+    /// Whether this process still leads (the lock's session may have been lost, e.g. when the
+    /// database restarted). Once it returns false, drop the guard and call `try_lead` again.
+    async fn still_leading(&mut self) -> bool;
+}
+
+/// Leadership on a backend where every process may run maintenance (SQLite: one machine, and
+/// every maintenance effect is a compare-and-set, so running it twice is harmless).
+pub struct AlwaysLeading;
+
+#[async_trait::async_trait]
+impl Leadership for AlwaysLeading {
+    async fn still_leading(&mut self) -> bool {
+        true
+    }
 }
 
 /// Transition parameters for [`Store::transition`].

@@ -79,6 +79,25 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
         if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
+/// The advisory-lock key of the maintenance leader ("navmaint" in ASCII).
+const MAINTENANCE_LOCK_KEY: i64 = 0x6e61_766d_6169_6e74;
+
+/// Holds the maintenance advisory lock on its own connection.
+struct PgLeadership {
+    conn: sqlx::PgConnection,
+}
+
+#[async_trait::async_trait]
+impl crate::Leadership for PgLeadership {
+    async fn still_leading(&mut self) -> bool {
+        // The lock is the session's: if the session still answers, it still holds it.
+        sqlx::query("SELECT 1")
+            .execute(&mut self.conn)
+            .await
+            .is_ok()
+    }
+}
+
 /// Pool limits and server-side timeouts for [`PgStore::connect_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PgPoolSettings {
@@ -313,6 +332,19 @@ impl Store for PgStore {
 
     async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>> {
         migrations::status(&self.pool).await
+    }
+
+    async fn try_lead(&self) -> StoreResult<Option<Box<dyn crate::Leadership>>> {
+        // A dedicated connection, detached from the pool: the session-level advisory lock lives
+        // exactly as long as this connection, so a leader that dies (or loses its connection)
+        // releases it with no cleanup, and dropping the guard closes the connection.
+        let mut conn = self.pool.acquire().await.map_err(db_err)?.detach();
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(MAINTENANCE_LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db_err)?;
+        Ok(locked.then(|| Box::new(PgLeadership { conn }) as Box<dyn crate::Leadership>))
     }
 
     async fn listen_for_work(&self, wake: Arc<Notify>) -> StoreResult<bool> {

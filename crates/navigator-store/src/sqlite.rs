@@ -225,6 +225,10 @@ impl Store for SqliteStore {
         Ok(removed)
     }
 
+    async fn try_lead(&self) -> StoreResult<Option<Box<dyn crate::Leadership>>> {
+        Ok(Some(Box::new(crate::AlwaysLeading)))
+    }
+
     async fn listen_for_work(&self, _wake: Arc<Notify>) -> StoreResult<bool> {
         // SQLite has no cross-process signal: workers in this process are woken directly by the
         // upload path, and other processes poll.

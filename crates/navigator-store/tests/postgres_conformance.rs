@@ -253,3 +253,38 @@ async fn enqueuing_work_notifies_listeners_in_other_processes() {
         .await
         .expect("the listener was woken by the other store's enqueue");
 }
+
+/// Only one process leads maintenance at a time, and leadership passes on when the leader goes.
+#[tokio::test]
+async fn one_process_leads_maintenance_and_another_takes_over_when_it_goes() {
+    let Some(admin) = postgres_url() else {
+        return;
+    };
+    let url = fresh_database(&admin).await;
+    let first = PgStore::connect(&url).await.expect("connect");
+    let second = PgStore::connect(&url).await.expect("connect");
+    let mut lead = first
+        .try_lead()
+        .await
+        .expect("ask")
+        .expect("the first asker leads");
+    assert!(lead.still_leading().await);
+    assert!(
+        second.try_lead().await.expect("ask").is_none(),
+        "only one leader"
+    );
+    drop(lead);
+    // The lock goes with the leader's connection; the server notices the closed session quickly.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(mut taken) = second.try_lead().await.expect("ask") {
+            assert!(taken.still_leading().await);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "leadership was never released"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
