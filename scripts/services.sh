@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Test services on loopback, installed and started by the project itself (no Docker here):
 # PostgreSQL 15 with pgvector (built from Debian's source package, since Debian 12 ships no
-# pgvector binary) on 127.0.0.1:55432, and moto's S3 server (from PyPI, in a venv) on
-# 127.0.0.1:55055 with the bucket `navigator-test`.
+# pgvector binary) on 127.0.0.1:55432, moto's S3 server (from PyPI, in a venv) on
+# 127.0.0.1:55055 with the bucket `navigator-test`, and Redis on 127.0.0.1:56379.
 #
 #   scripts/services.sh start   install what is missing, start what is stopped (idempotent);
 #                               prints the export lines the tests read
@@ -156,6 +156,51 @@ print_s3_env() {
     echo "export NAVIGATOR_TEST_S3_BUCKET=$S3_BUCKET"
 }
 
+readonly REDIS_PORT="${NAVIGATOR_REDIS_PORT:-56379}"
+readonly REDIS_DIR="$DIR/redis"
+
+redis_running() {
+    command -v redis-cli >/dev/null 2>&1 && redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1
+}
+
+install_redis() {
+    if ! command -v redis-server >/dev/null 2>&1; then
+        log "installing redis-server"
+        apt_install redis-server redis-tools
+    fi
+}
+
+start_redis() {
+    if redis_running; then
+        return
+    fi
+    mkdir -p "$REDIS_DIR"
+    log "starting Redis on 127.0.0.1:$REDIS_PORT"
+    # No persistence: a cache for tests. --daemonize detaches it from this shell.
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+        --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
+        --daemonize yes >/dev/null
+    local i
+    for i in $(seq 1 50); do
+        redis_running && return
+        sleep 0.1
+    done
+    log "Redis did not answer; see $REDIS_DIR/redis.log"
+    exit 1
+}
+
+stop_redis() {
+    if redis_running; then
+        redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+        log "stopped Redis"
+    fi
+    rm -rf "$REDIS_DIR"
+}
+
+print_redis_env() {
+    echo "export NAVIGATOR_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
+}
+
 case "${1:-}" in
     start)
         install_postgres
@@ -163,13 +208,17 @@ case "${1:-}" in
         log "pgvector $("$PG_BIN/psql" "$PG_URL" -qAt -c "SELECT extversion FROM pg_extension WHERE extname = 'vector'")"
         install_moto
         start_moto
+        install_redis
+        start_redis
         print_pg_env
         print_s3_env
+        print_redis_env
         ;;
     env)
         running=0
         if pg_running; then print_pg_env; running=1; fi
         if moto_running; then print_s3_env; running=1; fi
+        if redis_running; then print_redis_env; running=1; fi
         if [[ $running == 0 ]]; then log "not running"; exit 1; fi
         ;;
     pg-stop)
@@ -183,6 +232,7 @@ case "${1:-}" in
         start_postgres
         ;;
     stop)
+        stop_redis
         stop_moto
         if pg_running; then
             as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
