@@ -8,7 +8,9 @@
 //!
 //! Run with `bench/run.sh` (release build). `QUEUE_BENCH_JOBS` overrides N (default 2000).
 
-use navigator_domain::{Clock, SystemClock, DocumentId, JobId, JobStatus, MediaType, OwnerId, Sha256Hex};
+use navigator_domain::{
+    Clock, DocumentId, JobId, JobStatus, MediaType, OwnerId, Sha256Hex, SystemClock,
+};
 use navigator_store::conformance::{fresh_postgres_database, postgres_admin_url};
 use navigator_store::postgres::PgStore;
 use navigator_store::sqlite::SqliteStore;
@@ -142,14 +144,24 @@ fn pgbench(database_url: &str) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     run(&["-q", "-i", "-s", "10"])?;
-    println!(
-        "pgbench -i -s 10: {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let report = run(&["-n", "-c", "4", "-j", "2", "-T", "15", "-b", "simple-update"])?;
+    println!("pgbench -i -s 10: {:.1} s", started.elapsed().as_secs_f64());
+    let report = run(&[
+        "-n",
+        "-c",
+        "4",
+        "-j",
+        "2",
+        "-T",
+        "15",
+        "-b",
+        "simple-update",
+    ])?;
     for line in report.lines() {
         if line.starts_with("tps") || line.contains("latency average") {
-            println!("pgbench -n -c 4 -j 2 -T 15 -b simple-update: {}", line.trim());
+            println!(
+                "pgbench -n -c 4 -j 2 -T 15 -b simple-update: {}",
+                line.trim()
+            );
         }
     }
     Ok(())

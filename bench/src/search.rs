@@ -136,7 +136,10 @@ async fn load_document(
     let live = store
         .publish_staged(document, embedder.model_id(), SystemClock.now())
         .await?;
-    anyhow::ensure!(live as usize == CHUNKS_PER_DOCUMENT, "published {live} chunks");
+    anyhow::ensure!(
+        live as usize == CHUNKS_PER_DOCUMENT,
+        "published {live} chunks"
+    );
     Ok(())
 }
 
@@ -264,7 +267,8 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "search bench: {total} chunks of ~{WORDS_PER_CHUNK} words, {CHUNKS_PER_DOCUMENT} per document, HashEmbedder (384-d), limit 10"
     );
-    let backends = std::env::var("SEARCH_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    let backends =
+        std::env::var("SEARCH_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
 
     if backends.contains("sqlite") {
         let dir = tempfile::tempdir()?;

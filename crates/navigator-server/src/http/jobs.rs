@@ -12,6 +12,7 @@ use futures::Stream;
 use navigator_domain::{JobId, JobStatus};
 use navigator_store::StoreError;
 use serde::Deserialize;
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -128,9 +129,13 @@ pub async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    // Each poll re-reads the job's events after the resume point and sends the ones not sent yet,
+    // rather than only those above the highest sequence number seen: on PostgreSQL concurrent
+    // writers can commit a lower `seq` after a higher one, and a cursor would skip it. A job has
+    // few events (stages × attempts), so re-reading them is cheap.
     let stream = futures::stream::unfold(
-        (state, after, false),
-        move |(state, mut after, done)| async move {
+        (state, HashSet::<i64>::new(), false),
+        move |(state, mut sent, done)| async move {
             if done {
                 return None;
             }
@@ -139,9 +144,10 @@ pub async fn events(
                     return None;
                 }
                 match state.store.job_events(id, after).await {
-                    Ok(events) if !events.is_empty() => {
+                    Ok(events) if events.iter().any(|e| !sent.contains(&e.seq)) => {
                         let batch: Vec<Result<Event, Infallible>> = events
                             .iter()
+                            .filter(|e| sent.insert(e.seq))
                             .map(|e| {
                                 Ok(Event::default()
                                     .event("transition")
@@ -152,7 +158,6 @@ pub async fn events(
                                     }))
                             })
                             .collect();
-                        after = events.last().map(|e| e.seq).unwrap_or(after);
                         let terminal = match state
                             .store
                             .get_job(&navigator_store::OwnerScope::All, id)
@@ -164,7 +169,7 @@ pub async fn events(
                             }
                             Err(_) => true,
                         };
-                        return Some((futures::stream::iter(batch), (state, after, terminal)));
+                        return Some((futures::stream::iter(batch), (state, sent, terminal)));
                     }
                     // Nothing new. If the job already ended (a client resuming after the terminal
                     // event with Last-Event-ID), end the stream instead of polling forever.
