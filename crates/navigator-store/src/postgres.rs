@@ -166,6 +166,26 @@ impl PgStore {
         self.pool.begin().await.map_err(db_err)
     }
 
+    /// Commits `tx` when `result` is `Ok`, and otherwise rolls it back *now*. A dropped
+    /// transaction's ROLLBACK is only sent when the pool's release task gets to it; until then
+    /// its row locks stay held, and a `SKIP LOCKED` claim would pass over a job that a stale
+    /// compare-and-set merely looked at.
+    async fn finish<T>(
+        tx: Transaction<'static, Postgres>,
+        result: StoreResult<T>,
+    ) -> StoreResult<T> {
+        match result {
+            Ok(value) => {
+                tx.commit().await.map_err(db_err)?;
+                Ok(value)
+            }
+            Err(error) => {
+                let _ = tx.rollback().await;
+                Err(error)
+            }
+        }
+    }
+
     /// One attempt of [`Store::create_document`]; a unique violation (a concurrent upload of the
     /// same bytes or key won the race) is returned raw so the caller can look again.
     async fn try_create_document(
@@ -508,9 +528,8 @@ impl Store for PgStore {
         now: OffsetDateTime,
     ) -> StoreResult<Option<JobRecord>> {
         let mut tx = self.begin().await?;
-        let claimed = jobs::claim(&mut tx, worker, lease, now).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(claimed)
+        let result = jobs::claim(&mut tx, worker, lease, now).await;
+        Self::finish(tx, result).await
     }
 
     async fn renew_lease(
@@ -521,24 +540,28 @@ impl Store for PgStore {
         now: OffsetDateTime,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = $1, updated_at = $2 \
-             WHERE id = $3 AND status = 'running' AND lease_owner = $4",
-        )
-        .bind(to_ms(rows::add(now, lease)?))
-        .bind(to_ms(now))
-        .bind(id.to_string())
-        .bind(worker)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            let current = jobs::fetch(&mut tx, id)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            return Err(stale_lease(worker, &current));
+        let result = async {
+            let done = sqlx::query(
+                "UPDATE jobs SET lease_expires_at = $1, updated_at = $2 \
+                 WHERE id = $3 AND status = 'running' AND lease_owner = $4",
+            )
+            .bind(to_ms(rows::add(now, lease)?))
+            .bind(to_ms(now))
+            .bind(id.to_string())
+            .bind(worker)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                let current = jobs::fetch(&mut tx, id)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                return Err(stale_lease(worker, &current));
+            }
+            Ok(())
         }
-        tx.commit().await.map_err(db_err)
+        .await;
+        Self::finish(tx, result).await
     }
 
     async fn advance_stage(
@@ -550,43 +573,46 @@ impl Store for PgStore {
         now: OffsetDateTime,
     ) -> StoreResult<JobRecord> {
         let mut tx = self.begin().await?;
-        let current = jobs::fetch_for_update(&mut tx, id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let updated = sqlx::query(concat!(
-            "UPDATE jobs SET stage = $1, attempts = 1, updated_at = $2 \
+        let result = async {
+            let current = jobs::fetch_for_update(&mut tx, id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let updated = sqlx::query(concat!(
+                "UPDATE jobs SET stage = $1, attempts = 1, updated_at = $2 \
              WHERE id = $3 AND status = 'running' AND lease_owner = $4 RETURNING ",
-            job_columns!()
-        ))
-        .bind(next.as_str())
-        .bind(to_ms(now))
-        .bind(id.to_string())
-        .bind(worker)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let Some(row) = updated else {
-            return Err(stale_lease(worker, &current));
-        };
-        let record = rows::job(&row)?;
-        let detail = format!("stage {} complete", current.stage);
-        jobs::insert_event(
-            &mut tx,
-            &jobs::Event {
-                job_id: id,
-                from: Some(JobStatus::Running),
-                to: JobStatus::Running,
-                stage: current.stage,
-                worker: Some(worker),
-                duration: Some(stage_duration),
-                detail: Some(&detail),
-                error_code: None,
-                at: now,
-            },
-        )
-        .await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(record)
+                job_columns!()
+            ))
+            .bind(next.as_str())
+            .bind(to_ms(now))
+            .bind(id.to_string())
+            .bind(worker)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let Some(row) = updated else {
+                return Err(stale_lease(worker, &current));
+            };
+            let record = rows::job(&row)?;
+            let detail = format!("stage {} complete", current.stage);
+            jobs::insert_event(
+                &mut tx,
+                &jobs::Event {
+                    job_id: id,
+                    from: Some(JobStatus::Running),
+                    to: JobStatus::Running,
+                    stage: current.stage,
+                    worker: Some(worker),
+                    duration: Some(stage_duration),
+                    detail: Some(&detail),
+                    error_code: None,
+                    at: now,
+                },
+            )
+            .await?;
+            Ok(record)
+        }
+        .await;
+        Self::finish(tx, result).await
     }
 
     async fn transition(
@@ -605,9 +631,8 @@ impl Store for PgStore {
             ..Cas::new(change.from, change.to)
         };
         let mut tx = self.begin().await?;
-        let record = jobs::compare_and_set(&mut tx, id, &cas, now).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(record)
+        let result = jobs::compare_and_set(&mut tx, id, &cas, now).await;
+        Self::finish(tx, result).await
     }
 
     async fn rescue_expired(&self, now: OffsetDateTime) -> StoreResult<Vec<JobId>> {
@@ -623,16 +648,18 @@ impl Store for PgStore {
         id: JobId,
         now: OffsetDateTime,
     ) -> StoreResult<JobRecord> {
-        let mut tx = self.begin().await?;
-        fetch_scoped_job(&mut tx, scope, id).await?;
         let cas = Cas {
             run_at: Some(now),
             detail: Some("manual retry"),
             ..Cas::new(JobStatus::Failed, JobStatus::Queued)
         };
-        let record = jobs::compare_and_set(&mut tx, id, &cas, now).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(record)
+        let mut tx = self.begin().await?;
+        let result = async {
+            fetch_scoped_job(&mut tx, scope, id).await?;
+            jobs::compare_and_set(&mut tx, id, &cas, now).await
+        }
+        .await;
+        Self::finish(tx, result).await
     }
 
     async fn get_job(&self, scope: &OwnerScope, id: JobId) -> StoreResult<JobRecord> {
