@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cas;
 pub mod keyword;
 pub mod postgres;
 pub mod sqlite;

@@ -57,13 +57,7 @@ pub(super) fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// `at + duration`, refusing durations that overflow the calendar instead of panicking.
-pub(super) fn add(at: OffsetDateTime, duration: Duration) -> StoreResult<OffsetDateTime> {
-    time::Duration::try_from(duration)
-        .ok()
-        .and_then(|d| at.checked_add(d))
-        .ok_or_else(|| StoreError::Conflict("duration out of range".to_owned()))
-}
+pub(super) use crate::cas::add;
 
 pub(super) fn corrupt(message: impl Into<String>) -> StoreError {
     StoreError::CorruptRow(message.into())
