@@ -459,53 +459,56 @@ impl Store for PgStore {
         now: OffsetDateTime,
     ) -> StoreResult<DocumentRecord> {
         let mut tx = self.begin().await?;
-        // Lock the document first: a concurrent publish or stage of it waits for the delete.
-        let locked = sqlx::query("SELECT 1 FROM documents WHERE id = $1 FOR UPDATE")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if locked.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        let document = fetch_document(&mut tx, scope, id).await?;
-        if let Some(job) = jobs::fetch(&mut tx, document.current_job_id).await?
-            && !job.status.is_terminal()
-        {
-            let cas = Cas {
-                detail: Some("document deleted"),
-                ..Cas::new(job.status, JobStatus::Cancelled)
-            };
-            jobs::compare_and_set(&mut tx, job.id, &cas, now).await?;
-        }
-        let doc_id = id.to_string();
-        // Embeddings first, while the document's chunks still say which texts it used.
-        sqlx::query(
-            "DELETE FROM embeddings WHERE text_sha256 IN ( \
-                 SELECT text_sha256 FROM chunks WHERE document_id = $1 \
-                 UNION SELECT text_sha256 FROM staged_chunks WHERE document_id = $1) \
-             AND NOT EXISTS (SELECT 1 FROM chunks c \
-                 WHERE c.text_sha256 = embeddings.text_sha256 AND c.document_id <> $1) \
-             AND NOT EXISTS (SELECT 1 FROM staged_chunks s \
-                 WHERE s.text_sha256 = embeddings.text_sha256 AND s.document_id <> $1)",
-        )
-        .bind(&doc_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        for statement in [
-            "DELETE FROM chunks WHERE document_id = $1",
-            "DELETE FROM staged_chunks WHERE document_id = $1",
-            "DELETE FROM documents WHERE id = $1",
-        ] {
-            sqlx::query(statement)
-                .bind(&doc_id)
-                .execute(&mut *tx)
+        let result: StoreResult<_> = async {
+            // Lock the document first: a concurrent publish or stage of it waits for the delete.
+            let locked = sqlx::query("SELECT 1 FROM documents WHERE id = $1 FOR UPDATE")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            if locked.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            let document = fetch_document(&mut tx, scope, id).await?;
+            if let Some(job) = jobs::fetch(&mut tx, document.current_job_id).await?
+                && !job.status.is_terminal()
+            {
+                let cas = Cas {
+                    detail: Some("document deleted"),
+                    ..Cas::new(job.status, JobStatus::Cancelled)
+                };
+                jobs::compare_and_set(&mut tx, job.id, &cas, now).await?;
+            }
+            let doc_id = id.to_string();
+            // Embeddings first, while the document's chunks still say which texts it used.
+            sqlx::query(
+                "DELETE FROM embeddings WHERE text_sha256 IN ( \
+                     SELECT text_sha256 FROM chunks WHERE document_id = $1 \
+                     UNION SELECT text_sha256 FROM staged_chunks WHERE document_id = $1) \
+                 AND NOT EXISTS (SELECT 1 FROM chunks c \
+                     WHERE c.text_sha256 = embeddings.text_sha256 AND c.document_id <> $1) \
+                 AND NOT EXISTS (SELECT 1 FROM staged_chunks s \
+                     WHERE s.text_sha256 = embeddings.text_sha256 AND s.document_id <> $1)",
+            )
+            .bind(&doc_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for statement in [
+                "DELETE FROM chunks WHERE document_id = $1",
+                "DELETE FROM staged_chunks WHERE document_id = $1",
+                "DELETE FROM documents WHERE id = $1",
+            ] {
+                sqlx::query(statement)
+                    .bind(&doc_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            Ok(document)
         }
-        tx.commit().await.map_err(db_err)?;
-        Ok(document)
+        .await;
+        Self::finish(tx, result).await
     }
 
     async fn set_document_pages(&self, id: DocumentId, pages: u32) -> StoreResult<()> {
@@ -772,79 +775,83 @@ impl Store for PgStore {
         chunks: &[NewChunk],
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let doc_id = document_id.to_string();
-        // Locking the document serialises staging with publish and delete of the same document.
-        let doc_owner: Option<String> =
-            sqlx::query_scalar("SELECT owner_id FROM documents WHERE id = $1 FOR UPDATE")
+        let result: StoreResult<_> = async {
+            let doc_id = document_id.to_string();
+            // Locking the document serialises staging with publish and delete of the same document.
+            let doc_owner: Option<String> =
+                sqlx::query_scalar("SELECT owner_id FROM documents WHERE id = $1 FOR UPDATE")
+                    .bind(&doc_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            match doc_owner {
+                None => return Err(StoreError::NotFound),
+                Some(o) if o != owner.as_str() => {
+                    return Err(StoreError::Conflict(
+                        "owner does not match the document".to_owned(),
+                    ));
+                }
+                Some(_) => {}
+            }
+            sqlx::query("DELETE FROM staged_chunks WHERE document_id = $1")
                 .bind(&doc_id)
-                .fetch_optional(&mut *tx)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
-        match doc_owner {
-            None => return Err(StoreError::NotFound),
-            Some(o) if o != owner.as_str() => {
-                return Err(StoreError::Conflict(
-                    "owner does not match the document".to_owned(),
-                ));
+            if !chunks.is_empty() {
+                let mut ids = Vec::with_capacity(chunks.len());
+                let mut ords = Vec::with_capacity(chunks.len());
+                let mut texts = Vec::with_capacity(chunks.len());
+                let mut shas = Vec::with_capacity(chunks.len());
+                let mut page_starts = Vec::with_capacity(chunks.len());
+                let mut page_ends = Vec::with_capacity(chunks.len());
+                let mut sections = Vec::with_capacity(chunks.len());
+                let mut token_counts = Vec::with_capacity(chunks.len());
+                let mut chunkers = Vec::with_capacity(chunks.len());
+                let mut versions = Vec::with_capacity(chunks.len());
+                for chunk in chunks {
+                    ids.push(chunk.id.to_string());
+                    ords.push(i64::from(chunk.ord));
+                    texts.push(chunk.text.as_str());
+                    shas.push(chunk.text_sha256.as_str());
+                    page_starts.push(i64::from(chunk.page_start));
+                    page_ends.push(i64::from(chunk.page_end));
+                    sections.push(chunk.section.as_str());
+                    token_counts.push(i64::from(chunk.token_count));
+                    chunkers.push(chunk.chunker.as_str());
+                    versions.push(chunk.chunker_version.as_str());
+                }
+                sqlx::query(concat!(
+                    "INSERT INTO staged_chunks (",
+                    chunk_columns!(),
+                    ", owner_id) \
+                     SELECT u.id, $1, u.ord, u.text, u.text_sha256, u.page_start, u.page_end, \
+                     u.section, u.token_count, u.chunker, u.chunker_version, $2 \
+                     FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], \
+                     $8::bigint[], $9::text[], $10::bigint[], $11::text[], $12::text[]) \
+                     AS u(id, ord, text, text_sha256, page_start, page_end, section, token_count, \
+                     chunker, chunker_version)"
+                ))
+                .bind(&doc_id)
+                .bind(owner.as_str())
+                .bind(&ids)
+                .bind(&ords)
+                .bind(&texts)
+                .bind(&shas)
+                .bind(&page_starts)
+                .bind(&page_ends)
+                .bind(&sections)
+                .bind(&token_counts)
+                .bind(&chunkers)
+                .bind(&versions)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
             }
-            Some(_) => {}
+            Ok(())
         }
-        sqlx::query("DELETE FROM staged_chunks WHERE document_id = $1")
-            .bind(&doc_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if !chunks.is_empty() {
-            let mut ids = Vec::with_capacity(chunks.len());
-            let mut ords = Vec::with_capacity(chunks.len());
-            let mut texts = Vec::with_capacity(chunks.len());
-            let mut shas = Vec::with_capacity(chunks.len());
-            let mut page_starts = Vec::with_capacity(chunks.len());
-            let mut page_ends = Vec::with_capacity(chunks.len());
-            let mut sections = Vec::with_capacity(chunks.len());
-            let mut token_counts = Vec::with_capacity(chunks.len());
-            let mut chunkers = Vec::with_capacity(chunks.len());
-            let mut versions = Vec::with_capacity(chunks.len());
-            for chunk in chunks {
-                ids.push(chunk.id.to_string());
-                ords.push(i64::from(chunk.ord));
-                texts.push(chunk.text.as_str());
-                shas.push(chunk.text_sha256.as_str());
-                page_starts.push(i64::from(chunk.page_start));
-                page_ends.push(i64::from(chunk.page_end));
-                sections.push(chunk.section.as_str());
-                token_counts.push(i64::from(chunk.token_count));
-                chunkers.push(chunk.chunker.as_str());
-                versions.push(chunk.chunker_version.as_str());
-            }
-            sqlx::query(concat!(
-                "INSERT INTO staged_chunks (",
-                chunk_columns!(),
-                ", owner_id) \
-                 SELECT u.id, $1, u.ord, u.text, u.text_sha256, u.page_start, u.page_end, \
-                 u.section, u.token_count, u.chunker, u.chunker_version, $2 \
-                 FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], \
-                 $8::bigint[], $9::text[], $10::bigint[], $11::text[], $12::text[]) \
-                 AS u(id, ord, text, text_sha256, page_start, page_end, section, token_count, \
-                 chunker, chunker_version)"
-            ))
-            .bind(&doc_id)
-            .bind(owner.as_str())
-            .bind(&ids)
-            .bind(&ords)
-            .bind(&texts)
-            .bind(&shas)
-            .bind(&page_starts)
-            .bind(&page_ends)
-            .bind(&sections)
-            .bind(&token_counts)
-            .bind(&chunkers)
-            .bind(&versions)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)
+        .await;
+        Self::finish(tx, result).await
     }
 
     async fn staged_texts_missing_embedding(
@@ -898,53 +905,57 @@ impl Store for PgStore {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        // Serialises the first writers of a model, so they agree on its dimension.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        let result: StoreResult<_> = async {
+            // Serialises the first writers of a model, so they agree on its dimension.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(model)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let existing: Option<i32> =
+                sqlx::query_scalar("SELECT dims FROM embeddings WHERE model = $1 LIMIT 1")
+                    .bind(model)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            let dims = match existing {
+                Some(d) => i64::from(d),
+                None => i64::try_from(embeddings[0].vector.len()).unwrap_or(i64::MAX),
+            };
+            let mut shas = Vec::with_capacity(embeddings.len());
+            let mut vectors = Vec::with_capacity(embeddings.len());
+            for embedding in embeddings {
+                let len = i64::try_from(embedding.vector.len()).unwrap_or(i64::MAX);
+                if len == 0 || len != dims {
+                    return Err(StoreError::Conflict(format!(
+                        "embedding has {len} dimensions, model {model} uses {dims}"
+                    )));
+                }
+                if embedding.vector.iter().any(|v| !v.is_finite()) {
+                    return Err(StoreError::Conflict("embedding is not finite".to_owned()));
+                }
+                shas.push(embedding.text_sha256.as_str());
+                vectors.push(pgvector::Vector::from(embedding.vector.clone()));
+            }
+            let dims = i32::try_from(dims)
+                .map_err(|_| StoreError::Conflict("embedding too long".to_owned()))?;
+            sqlx::query(
+                "INSERT INTO embeddings (model, text_sha256, dims, vector) \
+                 SELECT $1, u.text_sha256, $2, u.vector \
+                 FROM UNNEST($3::text[], $4::vector[]) AS u(text_sha256, vector) \
+                 ON CONFLICT (model, text_sha256) DO NOTHING",
+            )
             .bind(model)
+            .bind(dims)
+            .bind(&shas)
+            .bind(&vectors)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        let existing: Option<i32> =
-            sqlx::query_scalar("SELECT dims FROM embeddings WHERE model = $1 LIMIT 1")
-                .bind(model)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        let dims = match existing {
-            Some(d) => i64::from(d),
-            None => i64::try_from(embeddings[0].vector.len()).unwrap_or(i64::MAX),
-        };
-        let mut shas = Vec::with_capacity(embeddings.len());
-        let mut vectors = Vec::with_capacity(embeddings.len());
-        for embedding in embeddings {
-            let len = i64::try_from(embedding.vector.len()).unwrap_or(i64::MAX);
-            if len == 0 || len != dims {
-                return Err(StoreError::Conflict(format!(
-                    "embedding has {len} dimensions, model {model} uses {dims}"
-                )));
-            }
-            if embedding.vector.iter().any(|v| !v.is_finite()) {
-                return Err(StoreError::Conflict("embedding is not finite".to_owned()));
-            }
-            shas.push(embedding.text_sha256.as_str());
-            vectors.push(pgvector::Vector::from(embedding.vector.clone()));
+            Ok(())
         }
-        let dims = i32::try_from(dims)
-            .map_err(|_| StoreError::Conflict("embedding too long".to_owned()))?;
-        sqlx::query(
-            "INSERT INTO embeddings (model, text_sha256, dims, vector) \
-             SELECT $1, u.text_sha256, $2, u.vector \
-             FROM UNNEST($3::text[], $4::vector[]) AS u(text_sha256, vector) \
-             ON CONFLICT (model, text_sha256) DO NOTHING",
-        )
-        .bind(model)
-        .bind(dims)
-        .bind(&shas)
-        .bind(&vectors)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        .await;
+        Self::finish(tx, result).await
     }
 
     async fn publish_staged(
@@ -954,75 +965,77 @@ impl Store for PgStore {
         now: OffsetDateTime,
     ) -> StoreResult<u32> {
         let mut tx = self.begin().await?;
-        let doc_id = document_id.to_string();
-        let exists = sqlx::query("SELECT 1 FROM documents WHERE id = $1 FOR UPDATE")
+        let result: StoreResult<_> = async {
+            let doc_id = document_id.to_string();
+            let exists = sqlx::query("SELECT 1 FROM documents WHERE id = $1 FOR UPDATE")
+                .bind(&doc_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .is_some();
+            if !exists {
+                return Err(StoreError::NotFound);
+            }
+            let staged = sqlx::query(
+                "SELECT COUNT(*) AS total, COUNT(e.text_sha256) AS embedded FROM staged_chunks s \
+                 LEFT JOIN embeddings e ON e.model = $2 AND e.text_sha256 = s.text_sha256 \
+                 WHERE s.document_id = $1",
+            )
             .bind(&doc_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .is_some();
-        if !exists {
-            return Err(StoreError::NotFound);
-        }
-        let staged = sqlx::query(
-            "SELECT COUNT(*) AS total, COUNT(e.text_sha256) AS embedded FROM staged_chunks s \
-             LEFT JOIN embeddings e ON e.model = $2 AND e.text_sha256 = s.text_sha256 \
-             WHERE s.document_id = $1",
-        )
-        .bind(&doc_id)
-        .bind(model)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let (total, embedded) = (count(&staged, "total")?, count(&staged, "embedded")?);
-        if total > embedded {
-            return Err(StoreError::Conflict(format!(
-                "{} staged chunks lack an embedding for model {model}",
-                total - embedded
-            )));
-        }
-        if total == 0 {
-            // Nothing staged: the index stage already ran (work is at-least-once). Publishing
-            // an empty set would wipe the live version, so this is a no-op.
-            let live: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM chunks WHERE document_id = $1")
-                    .bind(&doc_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            tx.commit().await.map_err(db_err)?;
-            return u32::try_from(live).map_err(|_| rows::corrupt("live chunk count"));
-        }
-        sqlx::query("DELETE FROM chunks WHERE document_id = $1")
-            .bind(&doc_id)
-            .execute(&mut *tx)
+            .bind(model)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
-        sqlx::query(concat!(
-            "INSERT INTO chunks (",
-            chunk_columns!(),
-            ", owner_id, published_at) SELECT ",
-            chunk_columns!(),
-            ", owner_id, $2 FROM staged_chunks WHERE document_id = $1 ORDER BY ord"
-        ))
-        .bind(&doc_id)
-        .bind(to_ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        sqlx::query("DELETE FROM staged_chunks WHERE document_id = $1")
-            .bind(&doc_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query("UPDATE documents SET updated_at = $2 WHERE id = $1")
+            let (total, embedded) = (count(&staged, "total")?, count(&staged, "embedded")?);
+            if total > embedded {
+                return Err(StoreError::Conflict(format!(
+                    "{} staged chunks lack an embedding for model {model}",
+                    total - embedded
+                )));
+            }
+            if total == 0 {
+                // Nothing staged: the index stage already ran (work is at-least-once). Publishing
+                // an empty set would wipe the live version, so this is a no-op.
+                let live: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM chunks WHERE document_id = $1")
+                        .bind(&doc_id)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                return u32::try_from(live).map_err(|_| rows::corrupt("live chunk count"));
+            }
+            sqlx::query("DELETE FROM chunks WHERE document_id = $1")
+                .bind(&doc_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            sqlx::query(concat!(
+                "INSERT INTO chunks (",
+                chunk_columns!(),
+                ", owner_id, published_at) SELECT ",
+                chunk_columns!(),
+                ", owner_id, $2 FROM staged_chunks WHERE document_id = $1 ORDER BY ord"
+            ))
             .bind(&doc_id)
             .bind(to_ms(now))
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(total)
+            sqlx::query("DELETE FROM staged_chunks WHERE document_id = $1")
+                .bind(&doc_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            sqlx::query("UPDATE documents SET updated_at = $2 WHERE id = $1")
+                .bind(&doc_id)
+                .bind(to_ms(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            Ok(total)
+        }
+        .await;
+        Self::finish(tx, result).await
     }
 
     async fn prune_orphan_embeddings(&self) -> StoreResult<u64> {
