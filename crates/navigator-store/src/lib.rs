@@ -21,6 +21,7 @@
 mod cas;
 pub mod keyword;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 mod types;
 

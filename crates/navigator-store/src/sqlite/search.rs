@@ -152,7 +152,7 @@ pub(super) async fn vector(
     }
     scored
         .iter()
-        .filter_map(|(score, pk)| by_pk.get(pk).map(|row| rows::hit(row, *score)))
+        .filter_map(|(score, pk)| by_pk.get(pk).map(|row| rows::hit(*row, *score)))
         .collect()
 }
 
