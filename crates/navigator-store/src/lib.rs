@@ -48,6 +48,16 @@ impl OwnerScope {
             OwnerScope::All => None,
         }
     }
+
+    /// The owner filter as a query parameter: `NULL` (no filter) for [`OwnerScope::All`].
+    pub fn owner_param(&self) -> Option<&str> {
+        self.owner().map(OwnerId::as_str)
+    }
+
+    /// Whether a row owned by `owner` is visible in this scope.
+    pub fn includes(&self, owner: &OwnerId) -> bool {
+        self.owner().is_none_or(|o| o == owner)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

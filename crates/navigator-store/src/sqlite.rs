@@ -148,10 +148,6 @@ impl SqliteStore {
     }
 }
 
-fn owner_param(scope: &OwnerScope) -> Option<&str> {
-    scope.owner().map(OwnerId::as_str)
-}
-
 async fn fetch_document(
     conn: &mut SqliteConnection,
     scope: &OwnerScope,
@@ -162,7 +158,7 @@ async fn fetch_document(
         " WHERE d.id = ?1 AND (?2 IS NULL OR d.owner_id = ?2)"
     ))
     .bind(id.to_string())
-    .bind(owner_param(scope))
+    .bind(scope.owner_param())
     .fetch_optional(conn)
     .await
     .map_err(db_err)?
@@ -176,9 +172,10 @@ async fn fetch_scoped_job(
     id: JobId,
 ) -> StoreResult<JobRecord> {
     let job = jobs::fetch(conn, id).await?.ok_or(StoreError::NotFound)?;
-    match scope.owner() {
-        Some(owner) if *owner != job.owner => Err(StoreError::NotFound),
-        _ => Ok(job),
+    if scope.includes(&job.owner) {
+        Ok(job)
+    } else {
+        Err(StoreError::NotFound)
     }
 }
 
@@ -360,7 +357,7 @@ impl Store for SqliteStore {
             " WHERE (?1 IS NULL OR d.owner_id = ?1) AND (?2 IS NULL OR d.id > ?2) \
              ORDER BY d.id LIMIT ?3"
         ))
-        .bind(owner_param(scope))
+        .bind(scope.owner_param())
         .bind(after.map(|a| a.to_string()))
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
@@ -597,7 +594,7 @@ impl Store for SqliteStore {
             " FROM jobs WHERE (?1 IS NULL OR owner_id = ?1) AND (?2 IS NULL OR status = ?2) \
              AND (?3 IS NULL OR id > ?3) ORDER BY id LIMIT ?4"
         ))
-        .bind(owner_param(scope))
+        .bind(scope.owner_param())
         .bind(status.map(JobStatus::as_str))
         .bind(after.map(|a| a.to_string()))
         .bind(i64::from(limit))

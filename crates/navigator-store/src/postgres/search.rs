@@ -55,7 +55,7 @@ pub(super) async fn keyword(
          LIMIT $4",
     )
     .bind(tsq)
-    .bind(query.scope.owner().map(|o| o.as_str()))
+    .bind(query.scope.owner_param())
     .bind(document_filter(query))
     .bind(i64::from(query.limit))
     .fetch_all(conn)
@@ -145,7 +145,7 @@ pub(super) async fn vector(
     }
     let dims = i32::try_from(vector.len())
         .map_err(|_| StoreError::Conflict("query vector too long".to_owned()))?;
-    let owner = query.scope.owner().map(|o| o.as_str());
+    let owner = query.scope.owner_param();
     let documents = document_filter(query);
     let limit = i64::from(query.limit);
     let probe = Vector::from(vector.to_vec());

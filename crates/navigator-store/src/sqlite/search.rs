@@ -53,7 +53,7 @@ pub(super) async fn keyword(
          LIMIT ?4",
     )
     .bind(fts)
-    .bind(query.scope.owner().map(|o| o.as_str()))
+    .bind(query.scope.owner_param())
     .bind(document_filter(query))
     .bind(i64::from(query.limit))
     .fetch_all(conn)
@@ -108,7 +108,7 @@ pub(super) async fn vector(
            AND (?3 IS NULL OR c.document_id IN (SELECT value FROM json_each(?3)))",
     )
     .bind(model)
-    .bind(query.scope.owner().map(|o| o.as_str()))
+    .bind(query.scope.owner_param())
     .bind(document_filter(query))
     .fetch_all(&mut *conn)
     .await
