@@ -16,8 +16,6 @@ use tokio::io::AsyncReadExt;
 pub enum BlobError {
     #[error("blob not found")]
     NotFound,
-    #[error("unsupported blob url scheme (expected file://)")]
-    UnsupportedUrl,
     /// The store could not be configured. The message never carries credentials.
     #[error("invalid blob store configuration: {0}")]
     Config(String),
@@ -29,7 +27,7 @@ impl BlobError {
     pub fn code(&self) -> ErrorCode {
         match self {
             BlobError::NotFound => ErrorCode::NotFound,
-            BlobError::UnsupportedUrl | BlobError::Config(_) => ErrorCode::InvalidRequest,
+            BlobError::Config(_) => ErrorCode::InvalidRequest,
             BlobError::Backend(_) => ErrorCode::IoError,
         }
     }
@@ -124,14 +122,6 @@ impl std::fmt::Debug for Blobs {
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
 impl Blobs {
-    /// Opens `file://DIR` (created if missing).
-    pub fn from_url(url: &str) -> Result<Self, BlobError> {
-        let dir = url
-            .strip_prefix("file://")
-            .ok_or(BlobError::UnsupportedUrl)?;
-        Self::local(Path::new(dir))
-    }
-
     /// Opens a local directory (created if missing).
     pub fn local(dir: &Path) -> Result<Self, BlobError> {
         std::fs::create_dir_all(dir).map_err(|e| BlobError::Backend(e.to_string()))?;
@@ -253,7 +243,7 @@ mod tests {
     #[tokio::test]
     async fn local_blobs_round_trip_stream_and_delete_idempotently() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::from_url(&format!("file://{}", dir.path().display())).unwrap();
+        let blobs = Blobs::local(dir.path()).unwrap();
         let id = DocumentId::new_v7();
         blobs
             .put(&BlobKeys::parsed(id), Bytes::from_static(b"{}"))
