@@ -117,3 +117,29 @@ pub(crate) fn next_state(
     }
     Ok(next)
 }
+
+fn describe(status: JobStatus, lease: Option<&str>) -> String {
+    match lease {
+        Some(worker) => format!("{status} leased by {worker}"),
+        None => status.to_string(),
+    }
+}
+
+/// A compare-and-set found the job in another state (or under another lease) than `cas` expected.
+pub(crate) fn stale(cas: &Cas<'_>, current: &JobRecord) -> StoreError {
+    StoreError::StaleState {
+        expected: describe(cas.from, cas.expect_lease),
+        actual: describe(
+            current.status,
+            cas.expect_lease.and(current.lease_owner.as_deref()),
+        ),
+    }
+}
+
+/// A lease-guarded update found the job no longer running under `worker`.
+pub(crate) fn stale_lease(worker: &str, current: &JobRecord) -> StoreError {
+    StoreError::StaleState {
+        expected: describe(JobStatus::Running, Some(worker)),
+        actual: describe(current.status, current.lease_owner.as_deref()),
+    }
+}

@@ -331,16 +331,6 @@ fn count(row: &PgRow, column: &str) -> StoreResult<u32> {
     rows::get_u32(row, column)
 }
 
-fn stale_lease(worker: &str, current: &JobRecord) -> StoreError {
-    StoreError::StaleState {
-        expected: format!("running leased by {worker}"),
-        actual: match &current.lease_owner {
-            Some(holder) => format!("{} leased by {holder}", current.status),
-            None => current.status.to_string(),
-        },
-    }
-}
-
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn migrate(&self) -> StoreResult<()> {
@@ -556,7 +546,7 @@ impl Store for PgStore {
                 let current = jobs::fetch(&mut tx, id)
                     .await?
                     .ok_or(StoreError::NotFound)?;
-                return Err(stale_lease(worker, &current));
+                return Err(crate::cas::stale_lease(worker, &current));
             }
             Ok(())
         }
@@ -590,7 +580,7 @@ impl Store for PgStore {
             .await
             .map_err(db_err)?;
             let Some(row) = updated else {
-                return Err(stale_lease(worker, &current));
+                return Err(crate::cas::stale_lease(worker, &current));
             };
             let record = rows::job(&row)?;
             let detail = format!("stage {} complete", current.stage);

@@ -465,13 +465,7 @@ impl Store for SqliteStore {
             let current = jobs::fetch(&mut tx, id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            return Err(StoreError::StaleState {
-                expected: format!("running leased by {worker}"),
-                actual: match current.lease_owner {
-                    Some(holder) => format!("{} leased by {holder}", current.status),
-                    None => current.status.to_string(),
-                },
-            });
+            return Err(crate::cas::stale_lease(worker, &current));
         }
         tx.commit().await.map_err(db_err)
     }
@@ -501,13 +495,7 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         let Some(row) = updated else {
-            return Err(StoreError::StaleState {
-                expected: format!("running leased by {worker}"),
-                actual: match current.lease_owner {
-                    Some(holder) => format!("{} leased by {holder}", current.status),
-                    None => current.status.to_string(),
-                },
-            });
+            return Err(crate::cas::stale_lease(worker, &current));
         };
         let record = rows::job(&row)?;
         let detail = format!("stage {} complete", current.stage);

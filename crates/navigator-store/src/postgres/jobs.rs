@@ -49,23 +49,6 @@ pub(super) async fn fetch_for_update(
     .transpose()
 }
 
-fn describe(status: JobStatus, lease: Option<&str>) -> String {
-    match lease {
-        Some(worker) => format!("{status} leased by {worker}"),
-        None => status.to_string(),
-    }
-}
-
-fn stale(cas: &Cas<'_>, current: &JobRecord) -> StoreError {
-    StoreError::StaleState {
-        expected: describe(cas.from, cas.expect_lease),
-        actual: describe(
-            current.status,
-            cas.expect_lease.and(current.lease_owner.as_deref()),
-        ),
-    }
-}
-
 /// The only way a job's status changes: checks the domain table, updates the row only if it is
 /// still in `cas.from` (and leased by `cas.expect_lease`), and records a `job_events` row — all on
 /// the caller's transaction.
@@ -88,7 +71,7 @@ pub(super) async fn compare_and_set(
         .expect_lease
         .is_none_or(|w| current.lease_owner.as_deref() == Some(w));
     if current.status != cas.from || !lease_matches {
-        return Err(stale(cas, &current));
+        return Err(crate::cas::stale(cas, &current));
     }
 
     let next = crate::cas::next_state(&current, cas, now)?;
@@ -121,7 +104,7 @@ pub(super) async fn compare_and_set(
     let Some(row) = updated else {
         // Unreachable while the row lock is held; kept so the guard stays the source of truth.
         let current = fetch(conn, id).await?.ok_or(StoreError::NotFound)?;
-        return Err(stale(cas, &current));
+        return Err(crate::cas::stale(cas, &current));
     };
     let record = rows::job(&row)?;
 
