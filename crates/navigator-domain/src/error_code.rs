@@ -70,6 +70,26 @@ error_codes! {
     EmbedderError => "embedder_error", Transient, 503;
     LeaseLost => "lease_lost", Transient, 503;
     Timeout => "timeout", Transient, 504;
+    // External services (remote embedder, remote parser).
+    // 429 from the provider, after the in-call retries.
+    UpstreamRateLimited => "upstream_rate_limited", Transient, 503;
+    // 5xx, timeouts, refused connections.
+    UpstreamUnavailable => "upstream_unavailable", Transient, 502;
+    // A 2xx answer that breaks the contract (malformed JSON, wrong vector count or size,
+    // non-finite values, indexes out of order): never stored, retried.
+    UpstreamBadResponse => "upstream_bad_response", Transient, 502;
+    // A 4xx other than 429 (bad key, unknown model, input refused): retrying cannot help.
+    UpstreamRejected => "upstream_rejected", Permanent, 502;
+    // The circuit breaker is open after sustained failures; no call was made.
+    CircuitOpen => "circuit_open", Transient, 503;
+    // The remote parser reported that it could not parse the document.
+    RemoteParseFailed => "remote_parse_failed", Permanent, 422;
+    // The owner's hard budget is spent: new work waits until it is raised.
+    BudgetExceeded => "budget_exceeded", Transient, 402;
+    // Parser webhooks (API only).
+    WebhookSignatureInvalid => "webhook_signature_invalid", Permanent, 401;
+    WebhookStale => "webhook_stale", Permanent, 401;
+    WebhookReplayed => "webhook_replayed", Permanent, 409;
     // Stored state contradicts itself (an artifact that cannot be read back, vectors of the
     // wrong size, a chunker panic): retrying would fail the same way.
     IntegrityError => "integrity_error", Permanent, 500;

@@ -32,28 +32,45 @@ impl HashEmbedder {
 
     /// The embedding of one text; what [`Embedder::embed`] returns for it in any batch.
     pub fn embed_one(&self, text: &str) -> Vec<f32> {
-        let words: Vec<String> = words(text).map(str::to_lowercase).collect();
-        let mut vector = vec![0.0_f32; HASH_DIMENSIONS];
-        if words.is_empty() {
-            // Still a unit vector, as the Embedder contract promises.
-            add_feature(&mut vector, b"empty:", b"", 1.0);
-        }
-        for word in &words {
-            add_feature(&mut vector, b"w:", word.as_bytes(), 1.0);
-        }
-        for pair in words.windows(2) {
-            let bigram = format!("{} {}", pair[0], pair[1]);
-            add_feature(&mut vector, b"b:", bigram.as_bytes(), BIGRAM_WEIGHT);
-        }
-        let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            vector.iter_mut().for_each(|x| *x /= norm);
-        } else {
-            // Every feature cancelled out (signed buckets can); fall back to a fixed unit vector.
-            vector[0] = 1.0;
-        }
-        vector
+        hash_embedding(text, HASH_DIMENSIONS)
     }
+
+    /// The same feature hashing into `dimensions` buckets instead of 384 (what
+    /// `navigator mock openai` serves, so a mock-embedded corpus matches the test embedder's
+    /// vectors at 384). Returns an empty vector for 0 dimensions.
+    pub fn embedding_with_dimensions(text: &str, dimensions: usize) -> Vec<f32> {
+        hash_embedding(text, dimensions)
+    }
+}
+
+/// Feature hashing of lowercased alphanumeric words and word bigrams into `dimensions` signed
+/// buckets, L2-normalised; deterministic from `text` alone. [`HashEmbedder::embed_one`] is this
+/// at [`HASH_DIMENSIONS`]. Returns an empty vector for 0 dimensions.
+pub fn hash_embedding(text: &str, dimensions: usize) -> Vec<f32> {
+    if dimensions == 0 {
+        return Vec::new();
+    }
+    let words: Vec<String> = words(text).map(str::to_lowercase).collect();
+    let mut vector = vec![0.0_f32; dimensions];
+    if words.is_empty() {
+        // Still a unit vector, as the Embedder contract promises.
+        add_feature(&mut vector, b"empty:", b"", 1.0);
+    }
+    for word in &words {
+        add_feature(&mut vector, b"w:", word.as_bytes(), 1.0);
+    }
+    for pair in words.windows(2) {
+        let bigram = format!("{} {}", pair[0], pair[1]);
+        add_feature(&mut vector, b"b:", bigram.as_bytes(), BIGRAM_WEIGHT);
+    }
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vector.iter_mut().for_each(|x| *x /= norm);
+    } else {
+        // Every feature cancelled out (signed buckets can); fall back to a fixed unit vector.
+        vector[0] = 1.0;
+    }
+    vector
 }
 
 fn words(text: &str) -> impl Iterator<Item = &str> {
@@ -63,7 +80,7 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
 
 fn add_feature(vector: &mut [f32], kind: &[u8], feature: &[u8], weight: f32) {
     let hash = fnv1a64(kind, feature);
-    let bucket = (hash % HASH_DIMENSIONS as u64) as usize;
+    let bucket = (hash % vector.len() as u64) as usize;
     // The top bit picks the sign, so unrelated features cancel on average instead of all adding
     // up to a shared positive bias.
     let sign = if hash >> 63 == 0 { 1.0 } else { -1.0 };
@@ -135,6 +152,22 @@ mod tests {
         let vector = HashEmbedder.embed_one("The cat sits on the mat.");
         let nonzero: Vec<usize> = (0..HASH_DIMENSIONS).filter(|&i| vector[i] != 0.0).collect();
         assert_eq!(nonzero, PINNED_NONZERO_BUCKETS);
+    }
+
+    #[test]
+    fn other_dimensions_use_the_same_hashing_and_stay_normalised() {
+        let text = "The cat sits on the mat.";
+        assert_eq!(
+            HashEmbedder::embedding_with_dimensions(text, HASH_DIMENSIONS),
+            HashEmbedder.embed_one(text)
+        );
+        for dimensions in [1, 7, 1536, 3072] {
+            let vector = HashEmbedder::embedding_with_dimensions(text, dimensions);
+            assert_eq!(vector.len(), dimensions);
+            let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "{dimensions}: {norm}");
+        }
+        assert!(HashEmbedder::embedding_with_dimensions(text, 0).is_empty());
     }
 
     const PINNED_NONZERO_BUCKETS: &[usize] = &[6, 72, 73, 93, 96, 141, 156, 163, 343, 382];

@@ -48,6 +48,10 @@ pub enum EmbedError {
     },
     #[error("embedder failed: {0}")]
     Backend(String),
+    /// A remote embedder failed; `code` says how (`upstream_*`, `circuit_open`) and so whether
+    /// the job retries. The message is content-free (status, counts, error kinds).
+    #[error("{code}: {message}")]
+    Upstream { code: ErrorCode, message: String },
 }
 
 impl EmbedError {
@@ -55,6 +59,7 @@ impl EmbedError {
         match self {
             EmbedError::InputTooLong { .. } => ErrorCode::InputTooLong,
             EmbedError::Backend(_) => ErrorCode::EmbedderError,
+            EmbedError::Upstream { code, .. } => *code,
         }
     }
 }
@@ -69,4 +74,102 @@ pub trait Embedder: TokenCounter {
     /// Errors with [`EmbedError::InputTooLong`] rather than truncating. Cancel-safe: dropping the
     /// future loses only this batch's work.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+
+    /// [`Embedder::embed`] plus what the call cost, for the usage ledger. The default counts
+    /// tokens locally and reports no requests (a local model calls nobody); remote embedders
+    /// report the provider's own token count, requests sent and retries.
+    async fn embed_metered(&self, texts: &[String]) -> Result<Embedded, EmbedError> {
+        let vectors = self.embed(texts).await?;
+        let tokens = texts.iter().map(|t| self.count_tokens(t) as u64).sum();
+        Ok(Embedded {
+            vectors,
+            usage: EmbedUsage {
+                tokens,
+                requests: 0,
+                retries: 0,
+            },
+        })
+    }
+
+    /// The most one call should carry. The embed stage splits its rounds into calls within
+    /// these limits and stores each call's vectors as soon as it returns, so a failure never
+    /// throws away (and pays again for) vectors already received. Unbounded by default.
+    fn batch_limits(&self) -> BatchLimits {
+        BatchLimits::UNBOUNDED
+    }
+}
+
+/// Vectors and what they cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded {
+    pub vectors: Vec<Vec<f32>>,
+    pub usage: EmbedUsage,
+}
+
+/// What one embed call cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmbedUsage {
+    /// Tokens billed (the provider's count when it reports one).
+    pub tokens: u64,
+    /// HTTP requests sent, retries included.
+    pub requests: u32,
+    /// Requests that were retries of a failed one.
+    pub retries: u32,
+}
+
+/// Limits on one [`Embedder::embed`] call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub max_inputs: usize,
+    /// Sum of [`TokenCounter::count_tokens`] over the inputs.
+    pub max_tokens: usize,
+}
+
+impl BatchLimits {
+    pub const UNBOUNDED: BatchLimits = BatchLimits {
+        max_inputs: usize::MAX,
+        max_tokens: usize::MAX,
+    };
+
+    /// Splits `token_counts` (one per input, in order) into consecutive index ranges that each
+    /// respect both limits. An input over `max_tokens` on its own gets a range of its own.
+    pub fn split(&self, token_counts: &[usize]) -> Vec<std::ops::Range<usize>> {
+        let mut ranges = Vec::new();
+        let mut start = 0;
+        let mut tokens = 0usize;
+        for (i, &count) in token_counts.iter().enumerate() {
+            let full = i - start >= self.max_inputs.max(1)
+                || (i > start && tokens.saturating_add(count) > self.max_tokens);
+            if full {
+                ranges.push(start..i);
+                start = i;
+                tokens = 0;
+            }
+            tokens = tokens.saturating_add(count);
+        }
+        if start < token_counts.len() {
+            ranges.push(start..token_counts.len());
+        }
+        ranges
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BatchLimits;
+
+    #[test]
+    fn batches_respect_both_limits_and_cover_every_input_once() {
+        let limits = BatchLimits {
+            max_inputs: 3,
+            max_tokens: 10,
+        };
+        let counts = [4, 4, 4, 1, 1, 1, 1, 20, 2];
+        let ranges = limits.split(&counts);
+        assert_eq!(ranges, vec![0..2, 2..5, 5..7, 7..8, 8..9]);
+        let covered: Vec<usize> = ranges.iter().flat_map(|r| r.clone()).collect();
+        assert_eq!(covered, (0..counts.len()).collect::<Vec<_>>());
+        assert!(BatchLimits::UNBOUNDED.split(&[]).is_empty());
+        assert_eq!(BatchLimits::UNBOUNDED.split(&[5, 5]), vec![0..2]);
+    }
 }

@@ -15,8 +15,9 @@ pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(10);
 pub const ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Returns jobs whose lease expired (their worker died or hung) to `retrying`, so no job stays
-/// `running` longer than its lease plus one rescue interval; every [`ORPHAN_SWEEP_INTERVAL`] it
-/// also removes embeddings no chunk uses any more.
+/// `running` longer than its lease plus one rescue interval; re-queues `waiting` jobs whose
+/// `wake_at` has passed; every [`ORPHAN_SWEEP_INTERVAL`] it also removes embeddings no chunk
+/// uses any more.
 pub async fn run_rescuer(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -74,6 +75,15 @@ pub async fn run_rescuer(
             }
             Ok(_) => {}
             Err(e) => warn!(error = %e, "rescuer pass failed"),
+        }
+        // Waiting jobs whose wake_at passed (a remote parse to poll, a budget to re-check).
+        match store.wake_due(clock.now()).await {
+            Ok(woken) if !woken.is_empty() => {
+                metrics::counter!("navigator_jobs_woken_total").increment(woken.len() as u64);
+                wake_workers.notify_waiters();
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "waking due jobs failed"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -10,18 +10,25 @@
 
 use crate::blob::{BlobError, BlobKeys, Blobs};
 use crate::chunk::{CHUNKER_NAME, CHUNKER_VERSION, ChunkerConfig, chunk_document};
+use crate::remote::{self, DeliveryError, RemoteParsing};
+use crate::usage::{self, Attribution, Consumed, UsagePolicy};
 use bytes::Bytes;
+use futures::StreamExt;
 use navigator_domain::error_code::Retryability;
 use navigator_domain::retry::RetryDecision;
 use navigator_domain::{
     ChunkId, Clock, ErrorCode, JobId, JobStatus, MediaType, RetryPolicy, Sha256Hex, Stage,
 };
-use navigator_embed::{EmbedError, Embedder};
+use navigator_embed::{EmbedError, EmbedUsage, Embedder};
 use navigator_parse::sandbox::SandboxLimits;
 use navigator_parse::{ParseError, ParsedDocument};
+use navigator_remote::parser::{RemoteParse, Submission};
+use navigator_remote::resilience::{CallStats, RemoteError};
 use navigator_store::{
-    Embedding, JobError, JobRecord, NewChunk, OwnerScope, Progress, Store, StoreError, Transition,
+    DocumentRecord, Embedding, JobError, JobRecord, NewChunk, OwnerScope, Progress,
+    RemoteParseRecord, Store, StoreError, Transition, UsageKind,
 };
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,9 +57,23 @@ pub enum ParserRunner {
         args: Vec<String>,
         limits: SandboxLimits,
     },
+    /// A remote service (LlamaParse…): the job waits while it works.
+    Remote(Arc<RemoteParsing>),
 }
 
+/// The name the built-in parsers' artifacts are recorded under: a new release may parse
+/// differently, so the parse cache never mixes releases.
+pub const BUILTIN_PARSER: &str = concat!("builtin@", env!("CARGO_PKG_VERSION"));
+
 impl ParserRunner {
+    /// Which parser produces the artifacts (recorded with them, and the parse-cache key).
+    pub fn name(&self) -> &str {
+        match self {
+            ParserRunner::Remote(remote) => remote.parser.name(),
+            _ => BUILTIN_PARSER,
+        }
+    }
+
     async fn parse(&self, media: MediaType, bytes: Bytes) -> Result<ParsedDocument, ParseError> {
         match self {
             ParserRunner::InProcess { timeout } => {
@@ -72,6 +93,7 @@ impl ParserRunner {
                 navigator_parse::sandbox::parse_in_sandbox(program, &args, media, &bytes, limits)
                     .await
             }
+            ParserRunner::Remote(_) => unreachable!("remote parsing goes through the waiting flow"),
         }
     }
 }
@@ -85,8 +107,20 @@ pub struct Pipeline {
     pub chunker: ChunkerConfig,
     pub clock: Arc<dyn Clock>,
     pub settings: WorkerSettings,
+    /// Prices and budgets for the usage ledger.
+    pub usage: UsagePolicy,
     /// Notified when new work is enqueued in this process, so idle workers wake at once.
     pub wake: Arc<Notify>,
+}
+
+impl Pipeline {
+    /// The remote parser, when one is configured.
+    pub fn remote(&self) -> Option<&RemoteParsing> {
+        match &self.parser {
+            ParserRunner::Remote(remote) => Some(remote),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +154,8 @@ pub enum JobOutcome {
     Completed,
     Failed(ErrorCode),
     Retrying(ErrorCode),
+    /// The job waits for an external event (a remote parser, a raised budget) or its `wake_at`.
+    Waiting,
     /// Shutdown: the job went back to `queued` for another worker.
     HandedBack,
     /// The job was moved by someone else (lease lost, document deleted): this worker stopped.
@@ -168,6 +204,36 @@ impl From<ParseError> for StageError {
         // ParseError messages are content-free by construction.
         StageError::new(e.code(), e.to_string())
     }
+}
+
+impl From<RemoteError> for StageError {
+    fn from(e: RemoteError) -> Self {
+        StageError::new(e.code(), e.to_string())
+    }
+}
+
+impl From<DeliveryError> for StageError {
+    fn from(e: DeliveryError) -> Self {
+        let code = match &e {
+            // A result that breaks the contract is the provider's fault: retried.
+            DeliveryError::Malformed(_) => ErrorCode::UpstreamBadResponse,
+            other => other.code(),
+        };
+        StageError::new(code, e.to_string())
+    }
+}
+
+/// How a stage that did not fail ended.
+#[derive(Debug, Clone)]
+enum StageDone {
+    /// Move on to the next stage.
+    Next,
+    /// Release the job until `until` (or an earlier external event).
+    Wait {
+        until: time::OffsetDateTime,
+        reason: Option<JobError>,
+        detail: &'static str,
+    },
 }
 
 impl From<EmbedError> for StageError {
@@ -249,6 +315,26 @@ impl Worker {
             return self.finish_failed(&job, error, None).await;
         }
 
+        match p
+            .usage
+            .standing(p.store.as_ref(), &job.owner, p.clock.now())
+            .await
+        {
+            Ok(standing) if standing.hard_exceeded() => {
+                let until = p.clock.now() + p.usage.recheck;
+                return self
+                    .wait(
+                        &job,
+                        until,
+                        Some(usage::budget_exceeded()),
+                        "hard budget spent",
+                    )
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) => return self.superseded_or_retry(&job, e.into()).await,
+        }
+
         let lease_lost = CancellationToken::new();
         let heartbeat = self.spawn_heartbeat(job.id, lease_lost.clone());
         let _stop_heartbeat = heartbeat.drop_guard();
@@ -282,7 +368,12 @@ impl Worker {
             metrics::histogram!("navigator_stage_duration_seconds", "stage" => stage.as_str())
                 .record(took.as_secs_f64());
             match result {
-                Ok(()) => match stage.next() {
+                Ok(StageDone::Wait {
+                    until,
+                    reason,
+                    detail,
+                }) => return self.wait(&job, until, reason, detail).await,
+                Ok(StageDone::Next) => match stage.next() {
                     Some(next) => {
                         match p
                             .store
@@ -349,6 +440,29 @@ impl Worker {
             }
         });
         stop
+    }
+
+    /// Releases the job to `waiting` until `until`; an external event may wake it earlier.
+    async fn wait(
+        &self,
+        job: &JobRecord,
+        until: time::OffsetDateTime,
+        reason: Option<JobError>,
+        detail: &str,
+    ) -> JobOutcome {
+        let p = &self.pipeline;
+        let mut change = Transition::new(JobStatus::Running, JobStatus::Waiting)
+            .leased_by(&self.id)
+            .wake_at(until)
+            .detail(detail);
+        change.error = reason;
+        match p.store.transition(job.id, change, p.clock.now()).await {
+            Ok(_) => {
+                debug!(job_id = %job.id, stage = %job.stage, "job waiting");
+                JobOutcome::Waiting
+            }
+            Err(_) => JobOutcome::Superseded,
+        }
     }
 
     async fn hand_back(&self, job: &JobRecord) -> JobOutcome {
@@ -433,21 +547,58 @@ impl Worker {
         }
     }
 
-    async fn run_stage(&self, job: &JobRecord, progress: &mut Progress) -> Result<(), StageError> {
+    async fn run_stage(
+        &self,
+        job: &JobRecord,
+        progress: &mut Progress,
+    ) -> Result<StageDone, StageError> {
         match job.stage {
             Stage::Parse => self.parse(job, progress).await,
-            Stage::Chunk => self.chunk(job, progress).await,
-            Stage::Embed => self.embed(job, progress).await,
-            Stage::Index => self.index(job).await,
+            Stage::Chunk => self.chunk(job, progress).await.map(|()| StageDone::Next),
+            Stage::Embed => self.embed(job, progress).await.map(|()| StageDone::Next),
+            Stage::Index => self.index(job).await.map(|()| StageDone::Next),
         }
     }
 
-    async fn parse(&self, job: &JobRecord, progress: &mut Progress) -> Result<(), StageError> {
+    fn attribution<'a>(job: &'a JobRecord) -> Attribution<'a> {
+        Attribution {
+            owner: &job.owner,
+            document_id: job.document_id,
+            job_id: job.id,
+        }
+    }
+
+    async fn parse(
+        &self,
+        job: &JobRecord,
+        progress: &mut Progress,
+    ) -> Result<StageDone, StageError> {
         let p = &self.pipeline;
         let document = p
             .store
             .get_document(&OwnerScope::All, job.document_id)
             .await?;
+        let parser = p.parser.name().to_owned();
+        if let Some(pages) = self.reuse_parsed(&document, &parser).await? {
+            usage::record(
+                p.store.as_ref(),
+                &p.usage,
+                p.clock.as_ref(),
+                Self::attribution(job),
+                UsageKind::Parse,
+                &parser,
+                Consumed {
+                    saved_pages: u64::from(pages),
+                    ..Consumed::default()
+                },
+            )
+            .await?;
+            self.finish_parse(job, &parser, pages, progress).await?;
+            return Ok(StageDone::Next);
+        }
+        if let ParserRunner::Remote(remote) = &p.parser {
+            return self.parse_remotely(job, &document, remote, progress).await;
+        }
         let bytes = p.blobs.get(&BlobKeys::original(job.document_id)).await?;
         if bytes.is_empty() {
             return Err(ParseError::Empty.into());
@@ -460,19 +611,189 @@ impl Worker {
                 "parsed document could not be serialised",
             )
         })?;
-        let key = BlobKeys::parsed(job.document_id);
-        p.blobs.put(&key, Bytes::from(json)).await?;
+        p.blobs
+            .put(&BlobKeys::parsed(job.document_id), Bytes::from(json))
+            .await?;
+        usage::record(
+            p.store.as_ref(),
+            &p.usage,
+            p.clock.as_ref(),
+            Self::attribution(job),
+            UsageKind::Parse,
+            &parser,
+            Consumed {
+                pages: u64::from(pages),
+                ..Consumed::default()
+            },
+        )
+        .await?;
+        self.finish_parse(job, &parser, pages, progress).await?;
+        Ok(StageDone::Next)
+    }
+
+    /// The parse cache: another live document with the same bytes, parsed by the same parser,
+    /// lends its artifact (copied, so deleting either leaves the other intact). Returns its page
+    /// count, or `None` when there is nothing to reuse.
+    async fn reuse_parsed(
+        &self,
+        document: &DocumentRecord,
+        parser: &str,
+    ) -> Result<Option<u32>, StageError> {
+        let p = &self.pipeline;
+        let Some(source) = p
+            .store
+            .find_parsed_duplicate(&document.sha256, parser, document.id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let raw = match p.blobs.get(&BlobKeys::parsed(source)).await {
+            Ok(raw) => raw,
+            // Deleted meanwhile: parse it ourselves.
+            Err(BlobError::NotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Ok(parsed) = serde_json::from_slice::<ParsedDocument>(&raw) else {
+            return Ok(None);
+        };
+        p.blobs.put(&BlobKeys::parsed(document.id), raw).await?;
+        metrics::counter!("navigator_parse_cache_hits_total").increment(1);
+        debug!(document_id = %document.id, source = %source, "reused a parsed artifact");
+        Ok(Some(parsed.pages.len() as u32))
+    }
+
+    /// Records the parsed artifact's page count and parser; the artifact is already stored.
+    async fn finish_parse(
+        &self,
+        job: &JobRecord,
+        parser: &str,
+        pages: u32,
+        progress: &mut Progress,
+    ) -> Result<(), StageError> {
+        let p = &self.pipeline;
         // The document may have been deleted while the parser ran; its delete already removed the
         // blobs it knew of, so remove the text this stage just wrote rather than leave it behind.
-        if let Err(e) = p.store.set_document_pages(job.document_id, pages).await {
+        if let Err(e) = p
+            .store
+            .set_document_parsed(job.document_id, pages, parser)
+            .await
+        {
             if matches!(e, StoreError::NotFound) {
-                p.blobs.delete(&key).await?;
+                p.blobs.delete(&BlobKeys::parsed(job.document_id)).await?;
             }
             return Err(e.into());
         }
         progress.pages = Some(pages);
         p.store.set_progress(job.id, *progress).await?;
         metrics::counter!("navigator_pages_parsed_total").increment(u64::from(pages));
+        Ok(())
+    }
+
+    /// Submits the document (first run), then on each wake takes a delivered result or polls.
+    async fn parse_remotely(
+        &self,
+        job: &JobRecord,
+        document: &DocumentRecord,
+        remote: &RemoteParsing,
+        progress: &mut Progress,
+    ) -> Result<StageDone, StageError> {
+        let p = &self.pipeline;
+        let parser = remote.parser.name().to_owned();
+        let now = p.clock.now();
+        let poll_later = StageDone::Wait {
+            until: now + remote.poll_interval,
+            reason: None,
+            detail: "waiting for the remote parser",
+        };
+        let record = p.store.get_remote_parse(job.id).await?;
+        let Some(record) = record.filter(|r| r.parser == parser) else {
+            let bytes = p.blobs.get(&BlobKeys::original(job.document_id)).await?;
+            if bytes.is_empty() {
+                return Err(ParseError::Empty.into());
+            }
+            let submitted = remote
+                .parser
+                .submit(Submission {
+                    bytes,
+                    media_type: document.media_type,
+                    webhook: remote.webhook_target(job.id),
+                })
+                .await?;
+            p.store
+                .put_remote_parse(&RemoteParseRecord {
+                    job_id: job.id,
+                    document_id: job.document_id,
+                    parser: parser.clone(),
+                    provider_job_id: submitted.value,
+                    submitted_at: now,
+                    delivered_at: None,
+                    polls: 0,
+                })
+                .await?;
+            self.record_calls(job, &parser, submitted.calls).await?;
+            info!(job_id = %job.id, "submitted to the remote parser");
+            return Ok(poll_later);
+        };
+        if record.delivered_at.is_none() {
+            if now - record.submitted_at > remote.timeout {
+                p.store.delete_remote_parse(job.id).await?;
+                return Err(StageError::new(
+                    ErrorCode::ParserTimeout,
+                    format!(
+                        "remote parser gave no result within {} s",
+                        remote.timeout.as_secs()
+                    ),
+                ));
+            }
+            p.store.count_remote_parse_poll(job.id).await?;
+            let polled = remote.parser.poll(&record.provider_job_id).await?;
+            self.record_calls(job, &parser, polled.calls).await?;
+            match polled.value {
+                RemoteParse::Pending => return Ok(poll_later),
+                RemoteParse::Failed(reason) => {
+                    // A retry submits afresh.
+                    p.store.delete_remote_parse(job.id).await?;
+                    return Err(StageError::new(
+                        ErrorCode::RemoteParseFailed,
+                        format!("remote parser could not parse the document ({reason})"),
+                    ));
+                }
+                RemoteParse::Done(pages) => {
+                    remote::accept_result(p, job, &parser, pages).await?;
+                }
+            }
+        }
+        let raw = p.blobs.get(&BlobKeys::parsed(job.document_id)).await?;
+        let parsed: ParsedDocument = serde_json::from_slice(&raw).map_err(|_| {
+            StageError::new(ErrorCode::IntegrityError, "parsed artifact unreadable")
+        })?;
+        self.finish_parse(job, &parser, parsed.pages.len() as u32, progress)
+            .await?;
+        Ok(StageDone::Next)
+    }
+
+    /// Charges the requests of a remote call to the job's document.
+    async fn record_calls(
+        &self,
+        job: &JobRecord,
+        provider: &str,
+        calls: CallStats,
+    ) -> Result<(), StageError> {
+        let p = &self.pipeline;
+        usage::record(
+            p.store.as_ref(),
+            &p.usage,
+            p.clock.as_ref(),
+            Self::attribution(job),
+            UsageKind::Parse,
+            provider,
+            Consumed {
+                requests: u64::from(calls.requests),
+                retries: u64::from(calls.retries),
+                ..Consumed::default()
+            },
+        )
+        .await?;
         Ok(())
     }
 
@@ -519,6 +840,7 @@ impl Worker {
         p.store
             .stage_chunks(job.document_id, &job.owner, &chunks)
             .await?;
+        self.record_cache_savings(job, &chunks).await?;
         progress.chunks_total = Some(chunks.len() as u32);
         progress.chunks_embedded = 0;
         p.store.set_progress(job.id, *progress).await?;
@@ -529,34 +851,15 @@ impl Worker {
     async fn embed(&self, job: &JobRecord, progress: &mut Progress) -> Result<(), StageError> {
         let p = &self.pipeline;
         let model = p.embedder.model_id().to_owned();
-        let batch = p.settings.embed_round.max(1) as u32;
+        let round = p.settings.embed_round.max(1) as u32;
         loop {
             let todo = p
                 .store
-                .staged_texts_missing_embedding(job.document_id, &model, batch)
+                .staged_texts_missing_embedding(job.document_id, &model, round)
                 .await?;
             let todo_was_empty = todo.is_empty();
             if !todo_was_empty {
-                let texts: Vec<String> = todo.iter().map(|t| t.text.clone()).collect();
-                let vectors = p.embedder.embed(&texts).await?;
-                if vectors.len() != texts.len()
-                    || vectors.iter().any(|v| v.len() != p.embedder.dimensions())
-                {
-                    return Err(StageError::new(
-                        ErrorCode::EmbedderError,
-                        "embedder returned the wrong number or size of vectors",
-                    ));
-                }
-                let embeddings: Vec<Embedding> = todo
-                    .into_iter()
-                    .zip(vectors)
-                    .map(|(t, vector)| Embedding {
-                        text_sha256: t.text_sha256,
-                        vector,
-                    })
-                    .collect();
-                p.store.put_embeddings(&model, &embeddings).await?;
-                metrics::counter!("navigator_embeddings_total").increment(embeddings.len() as u64);
+                self.embed_round(job, &model, todo).await?;
             }
             let (total, embedded) = p
                 .store
@@ -584,6 +887,137 @@ impl Worker {
                 ));
             }
         }
+    }
+
+    /// Embeds one round in calls within the embedder's batch limits, all in flight together (the
+    /// embedder bounds its own concurrency). Each call's vectors are stored as soon as it returns,
+    /// so when one call fails the others' vectors are kept and never paid for twice.
+    async fn embed_round(
+        &self,
+        job: &JobRecord,
+        model: &str,
+        todo: Vec<navigator_store::TextToEmbed>,
+    ) -> Result<(), StageError> {
+        let p = &self.pipeline;
+        let embedder = p.embedder.as_ref();
+        let counts: Vec<usize> = todo
+            .iter()
+            .map(|t| embedder.count_tokens(&t.text))
+            .collect();
+        let ranges = embedder.batch_limits().split(&counts);
+        let calls = ranges.len().max(1);
+        let todo = &todo;
+        let mut results = futures::stream::iter(ranges)
+            .map(|range| async move {
+                let batch = &todo[range];
+                let texts: Vec<String> = batch.iter().map(|t| t.text.clone()).collect();
+                (batch, embedder.embed_metered(&texts).await)
+            })
+            .buffer_unordered(calls);
+        let mut spent = EmbedUsage::default();
+        let mut first_error: Option<StageError> = None;
+        while let Some((batch, result)) = results.next().await {
+            let stored = match result {
+                Ok(embedded) => {
+                    spent.tokens += embedded.usage.tokens;
+                    spent.requests += embedded.usage.requests;
+                    spent.retries += embedded.usage.retries;
+                    self.store_vectors(model, batch, embedded.vectors).await
+                }
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = stored {
+                first_error.get_or_insert(e);
+            }
+        }
+        usage::record(
+            p.store.as_ref(),
+            &p.usage,
+            p.clock.as_ref(),
+            Self::attribution(job),
+            UsageKind::Embed,
+            model,
+            Consumed {
+                tokens: spent.tokens,
+                requests: u64::from(spent.requests),
+                retries: u64::from(spent.retries),
+                ..Consumed::default()
+            },
+        )
+        .await?;
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn store_vectors(
+        &self,
+        model: &str,
+        batch: &[navigator_store::TextToEmbed],
+        vectors: Vec<Vec<f32>>,
+    ) -> Result<(), StageError> {
+        let p = &self.pipeline;
+        if vectors.len() != batch.len()
+            || vectors.iter().any(|v| v.len() != p.embedder.dimensions())
+        {
+            return Err(StageError::new(
+                ErrorCode::EmbedderError,
+                "embedder returned the wrong number or size of vectors",
+            ));
+        }
+        let embeddings: Vec<Embedding> = batch
+            .iter()
+            .zip(vectors)
+            .map(|(t, vector)| Embedding {
+                text_sha256: t.text_sha256.clone(),
+                vector,
+            })
+            .collect();
+        p.store.put_embeddings(model, &embeddings).await?;
+        metrics::counter!("navigator_embeddings_total").increment(embeddings.len() as u64);
+        Ok(())
+    }
+
+    /// After staging: chunks whose text already has a vector (from another document or an
+    /// earlier version) will cost nothing to embed; record the tokens the cache saved.
+    async fn record_cache_savings(
+        &self,
+        job: &JobRecord,
+        chunks: &[NewChunk],
+    ) -> Result<(), StageError> {
+        let p = &self.pipeline;
+        let model = p.embedder.model_id();
+        let missing: HashSet<_> = p
+            .store
+            .staged_texts_missing_embedding(job.document_id, model, u32::MAX)
+            .await?
+            .into_iter()
+            .map(|t| t.text_sha256)
+            .collect();
+        let saved_tokens: u64 = chunks
+            .iter()
+            .filter(|c| !missing.contains(&c.text_sha256))
+            .map(|c| u64::from(c.token_count))
+            .sum();
+        if saved_tokens > 0 {
+            metrics::counter!("navigator_embedding_cache_saved_tokens_total")
+                .increment(saved_tokens);
+        }
+        usage::record(
+            p.store.as_ref(),
+            &p.usage,
+            p.clock.as_ref(),
+            Self::attribution(job),
+            UsageKind::Embed,
+            model,
+            Consumed {
+                saved_tokens,
+                ..Consumed::default()
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     async fn index(&self, job: &JobRecord) -> Result<(), StageError> {

@@ -12,6 +12,8 @@ use navigator_embed::Embedder;
 use navigator_parse::sandbox::SandboxLimits;
 use navigator_pipeline::blob::Blobs;
 use navigator_pipeline::chunk::ChunkerConfig;
+use navigator_pipeline::remote::{Callbacks, RemoteParsing};
+use navigator_pipeline::usage::{Price, PriceTable, UsagePolicy, usd_to_micro};
 use navigator_pipeline::worker::{ParserRunner, Pipeline, Worker, WorkerSettings};
 use navigator_store::Store;
 use navigator_store::sqlite::SqliteStore;
@@ -55,6 +57,8 @@ pub struct App {
 impl App {
     pub async fn build(config: Config, options: BuildOptions) -> anyhow::Result<App> {
         check_supported(&config)?;
+        // First, so that components built below can register their metrics (the breaker gauges).
+        let metrics = crate::telemetry::prometheus();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let store = open_store(&config).await?;
         store
@@ -92,7 +96,9 @@ impl App {
         }
         let shutdown = CancellationToken::new();
 
-        let parser = if config.parser.sandbox {
+        let parser = if config.parser.kind == ParserKind::Llamaparse {
+            ParserRunner::Remote(Arc::new(build_remote_parser(&config)?))
+        } else if config.parser.sandbox {
             let (program, args) = match options.sandbox_command {
                 Some(command) => command,
                 None => (
@@ -132,6 +138,7 @@ impl App {
                 embed_round: navigator_pipeline::worker::DEFAULT_EMBED_ROUND,
                 shutdown_grace: config.server.shutdown_grace(),
             },
+            usage: usage_policy(&config),
             wake: wake.clone(),
         });
         let state = AppState {
@@ -146,10 +153,11 @@ impl App {
                 rrf_k: config.search.rrf_k,
                 request_timeout: config.server.request_timeout(),
             },
-            metrics: crate::telemetry::prometheus(),
+            metrics,
             upload_dir,
             wake,
             shutdown,
+            pipeline: pipeline.clone(),
         };
         Ok(App {
             config,
@@ -325,7 +333,138 @@ pub async fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>
             Ok(Arc::new(model))
         }
         EmbedderKind::Hash => Ok(Arc::new(navigator_embed::HashEmbedder::new())),
-        EmbedderKind::Openai => bail!("embedder.kind: openai is not supported by this build yet"),
+        EmbedderKind::Openai => {
+            use navigator_remote::openai::{
+                DEFAULT_MAX_INPUT_TOKENS, EstimatingTokenCounter, OpenAiEmbedder, OpenAiSettings,
+            };
+            let openai = &config.embedder.openai;
+            // The provider's tokenizer is not available offline: count conservatively (more
+            // tokens than the provider will), so batches and chunks stay within its limits.
+            let counter = Arc::new(EstimatingTokenCounter {
+                max_input_tokens: DEFAULT_MAX_INPUT_TOKENS,
+            });
+            let embedder = OpenAiEmbedder::new(
+                OpenAiSettings {
+                    base_url: openai.base_url.clone().unwrap_or_default(),
+                    model: openai.model.clone().unwrap_or_default(),
+                    api_key: openai.api_key.as_ref().map(|k| k.expose().to_owned()),
+                    dimensions: openai.dimensions.unwrap_or_default() as usize,
+                    send_dimensions: openai.request_dimensions,
+                    max_batch_inputs: config.embedder.batch_size,
+                    max_batch_tokens: openai.max_batch_tokens as usize,
+                    resilience: resilience_settings(
+                        openai.request_timeout_secs,
+                        openai.max_attempts,
+                        &openai.breaker,
+                        Some(openai.max_concurrency),
+                        openai.requests_per_minute,
+                        openai.tokens_per_minute,
+                    ),
+                    ..OpenAiSettings::default()
+                },
+                counter,
+            )
+            .map_err(|e| anyhow::anyhow!("embedder.openai: {}", e.0))?;
+            Ok(Arc::new(embedder))
+        }
+    }
+}
+
+/// The remote parser from `parser.llamaparse.*`, with callbacks when `server.public_url` and
+/// `parser.webhook_secret` are both set.
+pub fn build_remote_parser(config: &Config) -> anyhow::Result<RemoteParsing> {
+    use navigator_remote::llamaparse::{LlamaParseClient, LlamaParseSettings};
+    let llamaparse = &config.parser.llamaparse;
+    let client = LlamaParseClient::new(LlamaParseSettings {
+        base_url: llamaparse.base_url.clone().unwrap_or_default(),
+        api_key: llamaparse.api_key.as_ref().map(|k| k.expose().to_owned()),
+        resilience: resilience_settings(
+            llamaparse.request_timeout_secs,
+            llamaparse.max_attempts,
+            &llamaparse.breaker,
+            None,
+            llamaparse.requests_per_minute,
+            0,
+        ),
+    })
+    .map_err(|e| anyhow::anyhow!("parser.llamaparse: {}", e.0))?;
+    let callbacks = match (&config.server.public_url, &config.parser.webhook_secret) {
+        (Some(public_url), Some(secret)) if !secret.is_empty() => Some(Callbacks {
+            public_url: public_url.clone(),
+            master_secret: secret.expose().to_owned(),
+        }),
+        _ => None,
+    };
+    if callbacks.is_none() {
+        tracing::info!(
+            "remote parser results will be polled (set server.public_url and parser.webhook_secret for callbacks)"
+        );
+    }
+    Ok(RemoteParsing {
+        parser: Arc::new(client),
+        callbacks,
+        poll_interval: Duration::from_secs(llamaparse.poll_interval_secs),
+        timeout: Duration::from_secs(llamaparse.timeout_secs),
+    })
+}
+
+/// The resilience layer's settings from one service's config keys (0 means no client-side rate
+/// limit).
+fn resilience_settings(
+    request_timeout_secs: u64,
+    max_attempts: u32,
+    breaker: &crate::config::BreakerConfig,
+    max_concurrency: Option<u32>,
+    requests_per_minute: u32,
+    tokens_per_minute: u32,
+) -> navigator_remote::resilience::ResilienceSettings {
+    use navigator_remote::resilience::{ConcurrencySettings, ResilienceSettings};
+    let defaults = ResilienceSettings::default();
+    let concurrency = match max_concurrency {
+        Some(max) => {
+            let max = max.max(1) as usize;
+            ConcurrencySettings {
+                max,
+                initial: defaults.concurrency.initial.min(max),
+                ..defaults.concurrency
+            }
+        }
+        None => defaults.concurrency,
+    };
+    ResilienceSettings {
+        request_timeout: Duration::from_secs(request_timeout_secs),
+        max_attempts,
+        breaker_threshold: breaker.failure_threshold,
+        breaker_open_for: Duration::from_secs(breaker.open_secs),
+        concurrency,
+        requests_per_minute: (requests_per_minute > 0).then_some(requests_per_minute),
+        tokens_per_minute: (tokens_per_minute > 0).then_some(tokens_per_minute),
+        ..defaults
+    }
+}
+
+/// Prices and budgets from `usage.*`.
+pub fn usage_policy(config: &Config) -> UsagePolicy {
+    let usage = &config.usage;
+    UsagePolicy {
+        prices: PriceTable(
+            usage
+                .prices
+                .iter()
+                .map(|(provider, price)| {
+                    (
+                        provider.clone(),
+                        Price {
+                            usd_per_million_tokens: price.usd_per_million_tokens,
+                            usd_per_page: price.usd_per_page,
+                        },
+                    )
+                })
+                .collect(),
+        ),
+        default_soft_micro_usd: usage.budgets.soft_usd.map(usd_to_micro),
+        default_hard_micro_usd: usage.budgets.hard_usd.map(usd_to_micro),
+        recheck: Duration::from_secs(usage.budgets.recheck_secs),
     }
 }
 
@@ -333,12 +472,6 @@ pub async fn build_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>
 /// ignored (above all `auth.mode: jwt`, which would otherwise serve without authentication).
 pub fn check_supported(config: &Config) -> anyhow::Result<()> {
     let mut problems = Vec::new();
-    if config.parser.kind != ParserKind::Builtin {
-        problems.push("parser.kind: only builtin is supported by this build");
-    }
-    if config.embedder.kind == EmbedderKind::Openai {
-        problems.push("embedder.kind: openai is not supported by this build yet; use local");
-    }
     if config.auth.mode != AuthMode::None {
         problems.push("auth.mode: jwt is not supported by this build yet; refusing to start rather than serve without authentication");
     }

@@ -85,9 +85,35 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run a mock external service (for tests and local development; needs no configuration).
+    Mock {
+        #[command(subcommand)]
+        service: MockCommand,
+    },
     /// Internal: run one parse in a sandboxed child process (stdin → stdout).
     #[command(name = PARSE_SANDBOX_SUBCOMMAND, hide = true)]
     ParseSandbox,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MockCommand {
+    /// An OpenAI-compatible embeddings API (`POST /v1/embeddings`) with fault injection;
+    /// counters at `GET /_mock/stats`, knobs changed at runtime with `POST /_mock/config`.
+    Openai {
+        /// Address to listen on (loopback by default; port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8002")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        args: navigator_mock::openai::Args,
+    },
+    /// A LlamaParse-compatible parsing API that really parses uploads and calls back with signed
+    /// webhooks (which can be lost or duplicated on demand).
+    Llamaparse {
+        #[arg(long, default_value = "127.0.0.1:8001")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        args: navigator_mock::llamaparse::Args,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -157,6 +183,9 @@ pub fn main() -> ExitCode {
         print!("{}", config::example_yaml());
         return ExitCode::SUCCESS;
     }
+    if let Command::Mock { service } = cli.command {
+        return run_mock(service);
+    }
     // Variables that are not valid UTF-8 cannot be referenced from the config; skip them rather
     // than panic.
     let env: HashMap<String, String> = std::env::vars_os()
@@ -192,6 +221,51 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command, config)) {
         Ok(code) => code,
+        Err(e) => {
+            eprintln!("navigator: {e:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// `navigator mock …`: serves until SIGTERM/SIGINT, printing the address it listens on first
+/// (so a script that asked for port 0 can read it).
+fn run_mock(service: MockCommand) -> ExitCode {
+    telemetry::init_logging(LogFormat::Text, "info");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("navigator: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let served = runtime.block_on(async move {
+        match service {
+            MockCommand::Openai { listen, args } => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("could not listen on {listen}"))?;
+                let mock = navigator_mock::openai::serve(listener, args.into()).await?;
+                println!("mock openai listening on {}", mock.base_url());
+                crate::app::wait_for_signal().await;
+                mock.stop().await
+            }
+            MockCommand::Llamaparse { listen, args } => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("could not listen on {listen}"))?;
+                let mock = navigator_mock::llamaparse::serve(listener, args.into()).await?;
+                println!("mock llamaparse listening on {}", mock.url());
+                crate::app::wait_for_signal().await;
+                mock.stop().await
+            }
+        }
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("navigator: {e:#}");
             ExitCode::from(EXIT_RUNTIME)
@@ -284,7 +358,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::ParseSandbox => unreachable!("handled before the runtime starts"),
+        Command::ParseSandbox | Command::Mock { .. } => {
+            unreachable!("handled before the configuration is loaded")
+        }
     }
 }
 

@@ -216,7 +216,7 @@ fn an_unset_braced_variable_is_an_error_naming_the_variable_and_line() {
 
 #[test]
 fn a_bare_dollar_variable_stays_literal_and_a_double_dollar_is_one_dollar() {
-    let yaml = "embedder:\n  kind: openai\n  openai:\n    base_url: https://api.example.com/v1\n    model: $MODEL\n    api_key: pa$$word$HOME\n";
+    let yaml = "embedder:\n  kind: openai\n  openai:\n    base_url: https://api.example.com/v1\n    model: $MODEL\n    api_key: pa$$word$HOME\n    dimensions: 1536\n";
     let config = load_ok(yaml, &home_env());
     assert_eq!(config.embedder.openai.model.as_deref(), Some("$MODEL"));
     assert_eq!(
@@ -506,6 +506,7 @@ fn secrets_never_appear_in_the_redacted_yaml_or_debug_output() {
         "llama-key",
         "s3-secret-key",
         "hunter2",
+        "webhook-master-secret-of-at-least-32-bytes",
     ];
     let yaml = "
 database:
@@ -517,6 +518,7 @@ blobs:
     secret_access_key: ${S3_SECRET}
 parser:
   kind: llamaparse
+  webhook_secret: webhook-master-secret-of-at-least-32-bytes
   llamaparse:
     base_url: https://llama.example.com
     api_key: llama-key
@@ -526,6 +528,7 @@ embedder:
     base_url: https://api.openai.com/v1
     model: text-embedding-3-small
     api_key: sk-openai-key
+    dimensions: 1536
 auth:
   mode: jwt
   jwt:
@@ -579,4 +582,31 @@ fn the_redacted_yaml_of_the_defaults_loads_back_to_the_same_config() {
     let env = home_env();
     let defaults = Config::defaults(&env);
     assert_eq!(load_ok(&config::redacted_yaml(&defaults), &env), defaults);
+}
+
+#[test]
+fn remote_provider_prices_and_budgets_are_validated_with_their_key_paths() {
+    let yaml = "parser:\n  webhook_secret: short\nembedder:\n  kind: openai\n  batch_size: 300\n  openai:\n    base_url: http://127.0.0.1:8002/v1\n    model: m\n    breaker:\n      failure_threshold: 0\nusage:\n  prices:\n    llamaparse: {usd_per_page: -1}\n    other: {usd_per_pages: 1}\n  budgets:\n    hard_usd: -3\n";
+    let errors = load_err(yaml, &home_env());
+    let keys: BTreeSet<&str> = errors.iter().filter_map(|e| e.key.as_deref()).collect();
+    for key in [
+        "parser.webhook_secret",
+        "embedder.openai.dimensions",
+        "embedder.batch_size",
+        "embedder.openai.breaker.failure_threshold",
+        "usage.prices.llamaparse.usd_per_page",
+        "usage.prices.other",
+        "usage.budgets.hard_usd",
+    ] {
+        assert!(keys.contains(key), "no error for {key}: {errors}");
+    }
+    assert!(!errors.to_string().contains("short"), "secrets are never quoted: {errors}");
+
+    // Provider names are free-form keys of the price table.
+    let config = load_ok(
+        "usage:\n  prices:\n    \"openai/text-embedding-3-small/1536\": {usd_per_million_tokens: 0.02}\n    llamaparse: {usd_per_page: 0.003}\n",
+        &home_env(),
+    );
+    assert_eq!(config.usage.prices.len(), 2);
+    assert_eq!(config.usage.prices["llamaparse"].usd_per_page, 0.003);
 }

@@ -99,7 +99,13 @@ pub(crate) fn next_state(
         }
         JobStatus::Waiting => {
             next.wake_at = cas.wake_at;
-            next.error = None;
+            // The reason it waits (e.g. `budget_exceeded`), so a later wake can find it.
+            next.error = cas.error.cloned();
+            if current.status == JobStatus::Running {
+                // Waiting on an external event (a remote parser, a budget) is not a failed
+                // attempt: refund the one its claim took, as a hand-back does.
+                next.attempts = current.attempts.saturating_sub(1);
+            }
         }
         JobStatus::Failed => {
             if let Some(error) = cas.error {

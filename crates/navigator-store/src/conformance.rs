@@ -15,7 +15,10 @@
 //! });
 //! ```
 
-use crate::{Created, DocumentStatus};
+use crate::{
+    Budget, Created, DocumentStatus, DocumentUsage, OwnerUsage, RemoteParseRecord, UsageKind,
+    UsageRecord, UsageSummary, UsageTotals,
+};
 use crate::{
     Embedding, JobError, JobRecord, NewChunk, NewDocument, OwnerScope, SearchQuery, Store,
     StoreError, StoreResult, Transition,
@@ -109,6 +112,16 @@ macro_rules! store_conformance_tests {
             vector_search_returns_the_nearest_chunk_first,
             vector_search_respects_scope_and_document_filter,
             queue_stats_count_every_status_and_the_oldest_eligible_age,
+            the_parse_cache_finds_a_live_copy_parsed_by_the_same_parser_for_any_owner,
+            remote_parses_are_upserted_delivered_once_polled_and_deleted,
+            deleting_a_document_forgets_its_remote_parse_and_keeps_the_history,
+            webhook_deliveries_are_accepted_once_even_when_racing,
+            waiting_refunds_the_attempt_and_keeps_its_reason_until_queued,
+            wake_due_wakes_only_due_waiting_jobs_and_records_events,
+            wake_waiting_wakes_only_that_owners_jobs_waiting_for_that_reason,
+            usage_is_summed_per_owner_and_document_within_the_window,
+            owner_spend_sums_costs_since_a_time,
+            budgets_are_upserted_per_owner,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -509,7 +522,7 @@ pub async fn document_status_follows_its_current_job(store: Arc<dyn Store>) {
 pub async fn page_counts_and_progress_are_stored(store: Arc<dyn Store>) {
     let created = create(&store, &owner("alice"), "paged", t0()).await;
     store
-        .set_document_pages(created.document.id, 12)
+        .set_document_parsed(created.document.id, 12, "local")
         .await
         .expect("pages");
     let progress = crate::Progress {
@@ -528,7 +541,11 @@ pub async fn page_counts_and_progress_are_stored(store: Arc<dyn Store>) {
     assert_eq!(doc.pages, Some(12));
     assert_eq!(job(&store, &created).await.progress, progress);
 
-    assert_not_found(store.set_document_pages(DocumentId::new_v7(), 1).await);
+    assert_not_found(
+        store
+            .set_document_parsed(DocumentId::new_v7(), 1, "local")
+            .await,
+    );
     assert_not_found(
         store
             .set_progress(navigator_domain::JobId::new_v7(), progress)
@@ -1979,6 +1996,790 @@ pub async fn orphan_embeddings_are_pruned_and_used_ones_kept(store: Arc<dyn Stor
         (1, 1),
         "the staged chunk keeps its embedding"
     );
+}
+
+// ---- remote parsing ------------------------------------------------------------------------
+
+pub async fn the_parse_cache_finds_a_live_copy_parsed_by_the_same_parser_for_any_owner(
+    store: Arc<dyn Store>,
+) {
+    let alice = owner("alice");
+    let bob = owner("bob");
+    let content = "the same report, uploaded twice";
+    let sha = Sha256Hex::of(content.as_bytes());
+    let a = create(&store, &alice, content, t0()).await;
+    let b = create(&store, &bob, content, at(1)).await;
+    let (a_id, b_id) = (a.document.id, b.document.id);
+    let unrelated = create(&store, &bob, "something else entirely", at(2)).await;
+    store
+        .set_document_parsed(unrelated.document.id, 9, "remote-x")
+        .await
+        .expect("parsed");
+
+    assert_eq!(
+        store
+            .find_parsed_duplicate(&sha, "remote-x", b_id)
+            .await
+            .expect("lookup"),
+        None,
+        "nothing parsed yet"
+    );
+
+    store
+        .set_document_parsed(a_id, 3, "remote-x")
+        .await
+        .expect("parsed");
+    assert_eq!(
+        store
+            .get_document(&OwnerScope::All, a_id)
+            .await
+            .expect("get")
+            .pages,
+        Some(3)
+    );
+    assert_eq!(
+        store
+            .find_parsed_duplicate(&sha, "remote-x", b_id)
+            .await
+            .expect("lookup"),
+        Some(a_id),
+        "another owner's parsed copy is a hit"
+    );
+    assert_eq!(
+        store
+            .find_parsed_duplicate(&sha, "local", b_id)
+            .await
+            .expect("lookup"),
+        None,
+        "a copy parsed by another parser is a miss"
+    );
+    assert_eq!(
+        store
+            .find_parsed_duplicate(&sha, "remote-x", a_id)
+            .await
+            .expect("lookup"),
+        None,
+        "the document itself is excluded"
+    );
+    assert_eq!(
+        store
+            .find_parsed_duplicate(&Sha256Hex::of(b"other bytes"), "remote-x", b_id)
+            .await
+            .expect("lookup"),
+        None,
+        "other bytes are a miss"
+    );
+
+    // Re-parsing with another parser moves the document out of the first parser's cache.
+    store
+        .set_document_parsed(b_id, 3, "local")
+        .await
+        .expect("parsed");
+    assert_eq!(
+        store
+            .find_parsed_duplicate(&sha, "local", a_id)
+            .await
+            .expect("lookup"),
+        Some(b_id)
+    );
+
+    store
+        .delete_document(&OwnerScope::All, a_id, at(5))
+        .await
+        .expect("delete");
+    assert_eq!(
+        store
+            .find_parsed_duplicate(&sha, "remote-x", b_id)
+            .await
+            .expect("lookup"),
+        None,
+        "a deleted document is a miss"
+    );
+    assert_not_found(store.set_document_parsed(a_id, 3, "remote-x").await);
+}
+
+fn remote_parse(created: &Created, provider_job_id: &str, submitted: i64) -> RemoteParseRecord {
+    RemoteParseRecord {
+        job_id: created.job.id,
+        document_id: created.document.id,
+        parser: "remote-x".to_owned(),
+        provider_job_id: provider_job_id.to_owned(),
+        submitted_at: at(submitted),
+        delivered_at: None,
+        polls: 0,
+    }
+}
+
+pub async fn remote_parses_are_upserted_delivered_once_polled_and_deleted(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "sent away", t0()).await;
+    let other = create(&store, &owner("alice"), "sent away too", t0()).await;
+    let id = created.job.id;
+
+    assert_eq!(store.get_remote_parse(id).await.expect("get"), None);
+    assert_not_found(store.mark_remote_parse_delivered(id, at(1)).await);
+    assert_not_found(store.count_remote_parse_poll(id).await);
+    store
+        .delete_remote_parse(id)
+        .await
+        .expect("deleting nothing is fine");
+
+    let first = remote_parse(&created, "prov-1", 1);
+    store.put_remote_parse(&first).await.expect("put");
+    let untouched = remote_parse(&other, "prov-other", 1);
+    store.put_remote_parse(&untouched).await.expect("put");
+    assert_eq!(
+        store.get_remote_parse(id).await.expect("get"),
+        Some(first.clone())
+    );
+
+    assert_eq!(store.count_remote_parse_poll(id).await.expect("poll"), 1);
+    assert_eq!(store.count_remote_parse_poll(id).await.expect("poll"), 2);
+    assert!(
+        store
+            .mark_remote_parse_delivered(id, at(10))
+            .await
+            .expect("deliver"),
+        "the first delivery sets it"
+    );
+    assert!(
+        !store
+            .mark_remote_parse_delivered(id, at(11))
+            .await
+            .expect("deliver again"),
+        "a second delivery is refused"
+    );
+    assert_eq!(
+        store.get_remote_parse(id).await.expect("get"),
+        Some(RemoteParseRecord {
+            delivered_at: Some(at(10)),
+            polls: 2,
+            ..first
+        })
+    );
+
+    // A resubmission replaces the row, delivery and polls included.
+    let second = RemoteParseRecord {
+        parser: "remote-y".to_owned(),
+        ..remote_parse(&created, "prov-2", 20)
+    };
+    store.put_remote_parse(&second).await.expect("upsert");
+    assert_eq!(
+        store.get_remote_parse(id).await.expect("get"),
+        Some(second.clone())
+    );
+    assert_eq!(store.count_remote_parse_poll(id).await.expect("poll"), 1);
+    assert!(
+        store
+            .mark_remote_parse_delivered(id, at(21))
+            .await
+            .expect("deliver")
+    );
+
+    store.delete_remote_parse(id).await.expect("delete");
+    assert_eq!(store.get_remote_parse(id).await.expect("get"), None);
+    store.delete_remote_parse(id).await.expect("idempotent");
+    assert_not_found(store.count_remote_parse_poll(id).await);
+    assert_not_found(store.mark_remote_parse_delivered(id, at(30)).await);
+    assert_eq!(
+        store.get_remote_parse(other.job.id).await.expect("get"),
+        Some(untouched),
+        "other jobs' rows are untouched"
+    );
+}
+
+pub async fn deleting_a_document_forgets_its_remote_parse_and_keeps_the_history(
+    store: Arc<dyn Store>,
+) {
+    let alice = owner("alice");
+    let doomed = create(&store, &alice, "doomed remote", t0()).await;
+    let kept = create(&store, &alice, "kept remote", t0()).await;
+    store
+        .put_remote_parse(&remote_parse(&doomed, "prov-doomed", 1))
+        .await
+        .expect("put");
+    store
+        .put_remote_parse(&remote_parse(&kept, "prov-kept", 1))
+        .await
+        .expect("put");
+    assert!(
+        store
+            .record_webhook_delivery("delivery-doomed", doomed.job.id, at(2))
+            .await
+            .expect("webhook")
+    );
+    store
+        .record_usage(&usage(&alice, Some(&doomed), 3, 1_000))
+        .await
+        .expect("usage");
+
+    store
+        .delete_document(&OwnerScope::All, doomed.document.id, at(4))
+        .await
+        .expect("delete");
+    assert_eq!(
+        store.get_remote_parse(doomed.job.id).await.expect("get"),
+        None
+    );
+    assert!(
+        store
+            .get_remote_parse(kept.job.id)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(
+        !store
+            .record_webhook_delivery("delivery-doomed", doomed.job.id, at(5))
+            .await
+            .expect("webhook"),
+        "delivery ids outlive the document"
+    );
+    let summary = store
+        .usage(&OwnerScope::All, t0(), at(10))
+        .await
+        .expect("usage");
+    assert_eq!(summary.owners.len(), 1);
+    assert_eq!(summary.owners[0].totals.cost_micro_usd, 1_000);
+    assert_eq!(
+        summary.documents.len(),
+        1,
+        "usage rows outlive the document"
+    );
+    assert_eq!(summary.documents[0].document_id, doomed.document.id);
+}
+
+pub async fn webhook_deliveries_are_accepted_once_even_when_racing(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "webhooked", t0()).await;
+    let id = created.job.id;
+    assert!(
+        store
+            .record_webhook_delivery("d-1", id, at(1))
+            .await
+            .expect("first")
+    );
+    assert!(
+        !store
+            .record_webhook_delivery("d-1", id, at(2))
+            .await
+            .expect("replay"),
+        "a replayed delivery id is refused"
+    );
+    assert!(
+        store
+            .record_webhook_delivery("d-2", id, at(3))
+            .await
+            .expect("another id")
+    );
+
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.record_webhook_delivery("d-race", id, at(4)).await
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += usize::from(task.await.expect("task").expect("record"));
+    }
+    assert_eq!(accepted, 1, "exactly one racing delivery is accepted");
+    assert!(
+        !store
+            .record_webhook_delivery("d-race", id, at(5))
+            .await
+            .expect("after the race")
+    );
+}
+
+// ---- waiting jobs --------------------------------------------------------------------------
+
+/// A fresh job of `owner`, claimed by "w1" and moved to `waiting` with `wake_at` and `reason`.
+/// Must be called while no other job is claimable at `at(created)`.
+async fn waiting_job(
+    store: &Arc<dyn Store>,
+    owner: &OwnerId,
+    content: &str,
+    created: i64,
+    wake_at: Option<OffsetDateTime>,
+    reason: Option<JobError>,
+) -> Created {
+    let job = create(store, owner, content, at(created)).await;
+    assert_eq!(claim(store, "w1", at(created)).await.id, job.job.id);
+    let mut change = Transition::new(JobStatus::Running, JobStatus::Waiting).leased_by("w1");
+    if let Some(wake_at) = wake_at {
+        change = change.wake_at(wake_at);
+    }
+    if let Some(reason) = reason {
+        change = change.error(reason);
+    }
+    let waiting = store
+        .transition(job.job.id, change, at(created))
+        .await
+        .expect("wait");
+    assert_eq!(waiting.status, JobStatus::Waiting);
+    job
+}
+
+pub async fn waiting_refunds_the_attempt_and_keeps_its_reason_until_queued(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "waits", t0()).await;
+    let id = created.job.id;
+    assert_eq!(claim(&store, "w1", at(1)).await.attempts, 1);
+    let budget = error(ErrorCode::BudgetExceeded, "hard budget spent");
+    let waiting = store
+        .transition(
+            id,
+            Transition::new(JobStatus::Running, JobStatus::Waiting)
+                .leased_by("w1")
+                .wake_at(at(600))
+                .error(budget.clone()),
+            at(2),
+        )
+        .await
+        .expect("wait");
+    assert_eq!(waiting.status, JobStatus::Waiting);
+    assert_eq!(waiting.attempts, 0, "waiting is not a failed attempt");
+    assert_eq!(waiting.error, Some(budget.clone()), "the reason it waits");
+    assert_eq!(waiting.wake_at, Some(at(600)));
+    assert_eq!(waiting.lease_owner, None);
+    assert_eq!(waiting.lease_expires_at, None);
+    assert_eq!(waiting.finished_at, None);
+    assert_eq!(job(&store, &created).await, waiting);
+    let events = store.job_events(id, 0).await.expect("events");
+    let last = events.last().expect("event");
+    assert_eq!(
+        (last.from, last.to),
+        (Some(JobStatus::Running), JobStatus::Waiting)
+    );
+    assert_eq!(last.error_code, Some(ErrorCode::BudgetExceeded));
+    assert!(
+        store
+            .claim_job("w2", LEASE, at(3))
+            .await
+            .expect("claim")
+            .is_none(),
+        "a waiting job is not claimable"
+    );
+
+    let queued = store
+        .transition(
+            id,
+            Transition::new(JobStatus::Waiting, JobStatus::Queued),
+            at(4),
+        )
+        .await
+        .expect("wake");
+    assert_eq!(queued.error, None, "queued clears the reason");
+    assert_eq!(queued.wake_at, None);
+    assert_eq!(queued.attempts, 0);
+    assert_eq!(queued.run_at, at(4));
+    assert_eq!(claim(&store, "w2", at(5)).await.attempts, 1);
+}
+
+pub async fn wake_due_wakes_only_due_waiting_jobs_and_records_events(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let due = waiting_job(&store, &alice, "due", 1, Some(at(100)), None).await;
+    let also_due = waiting_job(
+        &store,
+        &alice,
+        "also due",
+        2,
+        Some(at(90)),
+        Some(error(ErrorCode::UpstreamRateLimited, "slow down")),
+    )
+    .await;
+    let future = waiting_job(&store, &alice, "future", 3, Some(at(1000)), None).await;
+    let no_wake = waiting_job(
+        &store,
+        &alice,
+        "waits for a budget",
+        4,
+        None,
+        Some(error(ErrorCode::BudgetExceeded, "spent")),
+    )
+    .await;
+    let running = create(&store, &alice, "running", at(5)).await;
+    assert_eq!(claim(&store, "w2", at(5)).await.id, running.job.id);
+    let queued = create(&store, &alice, "queued", at(500)).await;
+
+    assert!(
+        store.wake_due(at(89)).await.expect("wake").is_empty(),
+        "nothing due yet"
+    );
+    let woken = store.wake_due(at(100)).await.expect("wake");
+    assert_eq!(
+        woken.iter().copied().collect::<HashSet<_>>(),
+        HashSet::from([due.job.id, also_due.job.id])
+    );
+    assert_eq!(woken.len(), 2);
+    for created in [&due, &also_due] {
+        let record = job(&store, created).await;
+        assert_eq!(record.status, JobStatus::Queued);
+        assert_eq!(record.run_at, at(100));
+        assert_eq!(record.wake_at, None);
+        assert_eq!(record.error, None);
+        let events = store.job_events(created.job.id, 0).await.expect("events");
+        let last = events.last().expect("event");
+        assert_eq!(
+            (last.from, last.to),
+            (Some(JobStatus::Waiting), JobStatus::Queued)
+        );
+        assert_eq!(last.detail.as_deref(), Some("wake_at reached"));
+        assert_eq!(last.at, at(100));
+    }
+    assert_eq!(job(&store, &future).await.status, JobStatus::Waiting);
+    assert_eq!(job(&store, &no_wake).await.status, JobStatus::Waiting);
+    assert_eq!(job(&store, &running).await.status, JobStatus::Running);
+    assert_eq!(job(&store, &queued).await.status, JobStatus::Queued);
+    assert_eq!(job(&store, &queued).await.run_at, at(500));
+    assert!(store.wake_due(at(100)).await.expect("wake").is_empty());
+
+    assert_eq!(
+        store.wake_due(at(1000)).await.expect("wake"),
+        vec![future.job.id],
+        "wake_at itself is due"
+    );
+    assert_eq!(job(&store, &no_wake).await.status, JobStatus::Waiting);
+    assert!(
+        store
+            .wake_due(at(1_000_000))
+            .await
+            .expect("wake")
+            .is_empty()
+    );
+}
+
+pub async fn wake_waiting_wakes_only_that_owners_jobs_waiting_for_that_reason(
+    store: Arc<dyn Store>,
+) {
+    let alice = owner("alice");
+    let bob = owner("bob");
+    let budget = || Some(error(ErrorCode::BudgetExceeded, "hard budget spent"));
+    let alice_budget = waiting_job(&store, &alice, "alice budget", 1, None, budget()).await;
+    let alice_budget_2 = waiting_job(
+        &store,
+        &alice,
+        "alice budget 2",
+        2,
+        Some(at(9_000)),
+        budget(),
+    )
+    .await;
+    let alice_other = waiting_job(
+        &store,
+        &alice,
+        "alice other",
+        3,
+        None,
+        Some(error(ErrorCode::UpstreamRateLimited, "slow down")),
+    )
+    .await;
+    let bob_budget = waiting_job(&store, &bob, "bob budget", 4, None, budget()).await;
+    let alice_running = create(&store, &alice, "alice running", at(5)).await;
+    assert_eq!(claim(&store, "w2", at(5)).await.id, alice_running.job.id);
+
+    let woken = store
+        .wake_waiting(&alice, ErrorCode::BudgetExceeded, at(50))
+        .await
+        .expect("wake");
+    assert_eq!(
+        woken.iter().copied().collect::<HashSet<_>>(),
+        HashSet::from([alice_budget.job.id, alice_budget_2.job.id])
+    );
+    assert_eq!(woken.len(), 2);
+    for created in [&alice_budget, &alice_budget_2] {
+        let record = job(&store, created).await;
+        assert_eq!(record.status, JobStatus::Queued);
+        assert_eq!(record.run_at, at(50));
+        assert_eq!(record.error, None);
+        assert_eq!(record.wake_at, None);
+        let events = store.job_events(created.job.id, 0).await.expect("events");
+        let last = events.last().expect("event");
+        assert_eq!(
+            (last.from, last.to),
+            (Some(JobStatus::Waiting), JobStatus::Queued)
+        );
+        assert_eq!(
+            last.detail.as_deref(),
+            Some("woken: budget_exceeded cleared")
+        );
+        assert_eq!(last.at, at(50));
+    }
+    assert_eq!(job(&store, &alice_other).await.status, JobStatus::Waiting);
+    assert_eq!(job(&store, &bob_budget).await.status, JobStatus::Waiting);
+    assert_eq!(job(&store, &alice_running).await.status, JobStatus::Running);
+    assert!(
+        store
+            .wake_waiting(&alice, ErrorCode::BudgetExceeded, at(51))
+            .await
+            .expect("wake")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .wake_waiting(&bob, ErrorCode::BudgetExceeded, at(52))
+            .await
+            .expect("wake"),
+        vec![bob_budget.job.id]
+    );
+    assert_eq!(
+        store
+            .wake_waiting(&alice, ErrorCode::UpstreamRateLimited, at(53))
+            .await
+            .expect("wake"),
+        vec![alice_other.job.id]
+    );
+}
+
+// ---- usage and budgets ---------------------------------------------------------------------
+
+/// A parse ledger row of `owner` (for `created`'s document and job, when given) at `at(secs)`.
+fn usage(owner: &OwnerId, created: Option<&Created>, secs: i64, cost: i64) -> UsageRecord {
+    UsageRecord {
+        owner: owner.clone(),
+        document_id: created.map(|c| c.document.id),
+        job_id: created.map(|c| c.job.id),
+        kind: UsageKind::Parse,
+        provider: "acme".to_owned(),
+        model: "acme-parse-1".to_owned(),
+        pages: 1,
+        tokens: 0,
+        requests: 1,
+        retries: 0,
+        cost_micro_usd: cost,
+        saved_pages: 0,
+        saved_tokens: 0,
+        saved_cost_micro_usd: 0,
+        at: at(secs),
+    }
+}
+
+fn totals(rows: &[&UsageRecord]) -> UsageTotals {
+    let mut sum = UsageTotals::default();
+    for r in rows {
+        sum.add(&UsageTotals {
+            pages: r.pages,
+            tokens: r.tokens,
+            requests: r.requests,
+            retries: r.retries,
+            cost_micro_usd: r.cost_micro_usd,
+            saved_pages: r.saved_pages,
+            saved_tokens: r.saved_tokens,
+            saved_cost_micro_usd: r.saved_cost_micro_usd,
+        });
+    }
+    sum
+}
+
+pub async fn usage_is_summed_per_owner_and_document_within_the_window(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let bob = owner("bob");
+    let doc1 = create(&store, &alice, "usage one", t0()).await;
+    let doc2 = create(&store, &alice, "usage two", t0()).await;
+    let doc3 = create(&store, &bob, "usage three", t0()).await;
+
+    let parse1 = UsageRecord {
+        pages: 12,
+        requests: 2,
+        retries: 1,
+        ..usage(&alice, Some(&doc1), 10, 1_200)
+    };
+    let embed1 = UsageRecord {
+        kind: UsageKind::Embed,
+        provider: "vec".to_owned(),
+        model: "vec-small".to_owned(),
+        pages: 0,
+        tokens: 4_321,
+        saved_tokens: 100,
+        saved_cost_micro_usd: 3,
+        ..usage(&alice, Some(&doc1), 20, 43)
+    };
+    let cached2 = UsageRecord {
+        pages: 0,
+        requests: 0,
+        saved_pages: 7,
+        saved_cost_micro_usd: 700,
+        ..usage(&alice, Some(&doc2), 30, 0)
+    };
+    let query = UsageRecord {
+        kind: UsageKind::Embed,
+        pages: 0,
+        tokens: 12,
+        ..usage(&alice, None, 40, 5)
+    };
+    let bob3 = UsageRecord {
+        pages: 2,
+        ..usage(&bob, Some(&doc3), 50, 200)
+    };
+    let before = usage(&alice, Some(&doc1), 9, 1_000_000);
+    let at_end = usage(&alice, Some(&doc2), 100, 2_000_000);
+    let bob_after = usage(&bob, None, 150, 3_000_000);
+    for record in [
+        &parse1, &embed1, &cached2, &query, &bob3, &before, &at_end, &bob_after,
+    ] {
+        store.record_usage(record).await.expect("record usage");
+    }
+
+    let mut documents = vec![
+        DocumentUsage {
+            owner: alice.clone(),
+            document_id: doc1.document.id,
+            totals: totals(&[&parse1, &embed1]),
+        },
+        DocumentUsage {
+            owner: alice.clone(),
+            document_id: doc2.document.id,
+            totals: totals(&[&cached2]),
+        },
+        DocumentUsage {
+            owner: bob.clone(),
+            document_id: doc3.document.id,
+            totals: totals(&[&bob3]),
+        },
+    ];
+    documents.sort_by_key(|d| d.document_id);
+    let all = store
+        .usage(&OwnerScope::All, at(10), at(100))
+        .await
+        .expect("usage");
+    assert_eq!(
+        all,
+        UsageSummary {
+            owners: vec![
+                OwnerUsage {
+                    owner: alice.clone(),
+                    totals: totals(&[&parse1, &embed1, &cached2, &query]),
+                },
+                OwnerUsage {
+                    owner: bob.clone(),
+                    totals: totals(&[&bob3]),
+                },
+            ],
+            documents: documents.clone(),
+        },
+        "from is inclusive, to exclusive; rows without a document count for the owner only"
+    );
+    assert_eq!(all.owners[0].totals.cost_micro_usd, 1_200 + 43 + 5);
+    assert_eq!(all.owners[0].totals.saved_pages, 7);
+    assert_eq!(all.owners[0].totals.tokens, 4_321 + 12);
+
+    let bobs = store
+        .usage(&OwnerScope::Owner(bob.clone()), t0(), at(100))
+        .await
+        .expect("usage");
+    assert_eq!(
+        bobs,
+        UsageSummary {
+            owners: vec![OwnerUsage {
+                owner: bob.clone(),
+                totals: totals(&[&bob3]),
+            }],
+            documents: vec![DocumentUsage {
+                owner: bob.clone(),
+                document_id: doc3.document.id,
+                totals: totals(&[&bob3]),
+            }],
+        },
+        "scoped to the owner"
+    );
+
+    let wide = store
+        .usage(&OwnerScope::Owner(alice.clone()), t0(), at(1_000))
+        .await
+        .expect("usage");
+    assert_eq!(
+        wide.owners,
+        vec![OwnerUsage {
+            owner: alice.clone(),
+            totals: totals(&[&parse1, &embed1, &cached2, &query, &before, &at_end]),
+        }]
+    );
+    assert_eq!(wide.documents.len(), 2);
+
+    assert_eq!(
+        store
+            .usage(&OwnerScope::All, at(200), at(300))
+            .await
+            .expect("usage"),
+        UsageSummary::default(),
+        "an empty window sums to nothing"
+    );
+    assert_eq!(
+        store
+            .usage(&OwnerScope::Owner(owner("carol")), t0(), at(1_000))
+            .await
+            .expect("usage"),
+        UsageSummary::default()
+    );
+}
+
+pub async fn owner_spend_sums_costs_since_a_time(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let bob = owner("bob");
+    assert_eq!(store.owner_spend(&alice, t0()).await.expect("spend"), 0);
+    for record in [
+        usage(&alice, None, 10, 100),
+        usage(&alice, None, 20, 20),
+        UsageRecord {
+            saved_cost_micro_usd: 1_000,
+            ..usage(&alice, None, 30, 3)
+        },
+        usage(&bob, None, 30, 5_000),
+    ] {
+        store.record_usage(&record).await.expect("record usage");
+    }
+    assert_eq!(store.owner_spend(&alice, t0()).await.expect("spend"), 123);
+    assert_eq!(
+        store.owner_spend(&alice, at(20)).await.expect("spend"),
+        23,
+        "since is inclusive"
+    );
+    assert_eq!(store.owner_spend(&alice, at(31)).await.expect("spend"), 0);
+    assert_eq!(store.owner_spend(&bob, t0()).await.expect("spend"), 5_000);
+    assert_eq!(
+        store
+            .owner_spend(&owner("carol"), t0())
+            .await
+            .expect("spend"),
+        0
+    );
+}
+
+pub async fn budgets_are_upserted_per_owner(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let bob = owner("bob");
+    assert_eq!(store.get_budget(&alice).await.expect("get"), None);
+    let first = Budget {
+        owner: alice.clone(),
+        soft_micro_usd: Some(1_000_000),
+        hard_micro_usd: Some(5_000_000),
+        updated_at: at(1),
+    };
+    store.set_budget(&first).await.expect("set");
+    assert_eq!(
+        store.get_budget(&alice).await.expect("get"),
+        Some(first.clone())
+    );
+    let raised = Budget {
+        owner: alice.clone(),
+        soft_micro_usd: None,
+        hard_micro_usd: Some(9_000_000),
+        updated_at: at(2),
+    };
+    store.set_budget(&raised).await.expect("upsert");
+    assert_eq!(
+        store.get_budget(&alice).await.expect("get"),
+        Some(raised.clone())
+    );
+    assert_eq!(store.get_budget(&bob).await.expect("get"), None);
+    let unlimited = Budget {
+        owner: bob.clone(),
+        soft_micro_usd: None,
+        hard_micro_usd: None,
+        updated_at: at(3),
+    };
+    store.set_budget(&unlimited).await.expect("set");
+    assert_eq!(store.get_budget(&bob).await.expect("get"), Some(unlimited));
+    assert_eq!(store.get_budget(&alice).await.expect("get"), Some(raised));
 }
 
 // ---- PostgreSQL test databases (shared by this crate's and the server's tests) --------------

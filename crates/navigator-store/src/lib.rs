@@ -15,6 +15,9 @@
 //! - Embeddings are content-addressed by `(model, sha256(text))`: identical text is embedded once,
 //!   and a chunk's vector is found by joining on its text hash.
 //! - The store holds no policy: retry limits, lease lengths and backoff come from the caller.
+//! - Usage is an append-only ledger summed on read; usage rows and webhook delivery ids hold ids
+//!   only and outlive the documents they mention (history), while a document's remote parse row
+//!   goes with it.
 
 #![forbid(unsafe_code)]
 
@@ -30,7 +33,7 @@ pub mod conformance;
 
 pub use types::*;
 
-use navigator_domain::{DocumentId, JobId, JobStatus, OwnerId, Stage};
+use navigator_domain::{DocumentId, ErrorCode, JobId, JobStatus, OwnerId, Sha256Hex, Stage};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -138,8 +141,86 @@ pub trait Store: Send + Sync + 'static {
         id: DocumentId,
         now: OffsetDateTime,
     ) -> StoreResult<DocumentRecord>;
-    /// Records the page count found by the parser.
-    async fn set_document_pages(&self, id: DocumentId, pages: u32) -> StoreResult<()>;
+    /// Records the page count found by the parser and which parser produced the stored parse
+    /// artifact (what [`Store::find_parsed_duplicate`] matches on). `NotFound` if the document
+    /// is gone.
+    async fn set_document_parsed(
+        &self,
+        id: DocumentId,
+        pages: u32,
+        parser: &str,
+    ) -> StoreResult<()>;
+    /// The parse cache lookup: a live document of *any* owner with the same sha256, already
+    /// parsed by `parser` (its page count is recorded), other than `except`. The earliest such
+    /// document when there are several.
+    async fn find_parsed_duplicate(
+        &self,
+        sha256: &Sha256Hex,
+        parser: &str,
+        except: DocumentId,
+    ) -> StoreResult<Option<DocumentId>>;
+
+    // ---- remote parses and webhooks --------------------------------------------------------
+
+    /// Records a parse submitted to a remote provider, keyed by job: a resubmission of the same
+    /// job replaces the row (delivery and poll count included).
+    async fn put_remote_parse(&self, record: &RemoteParseRecord) -> StoreResult<()>;
+    async fn get_remote_parse(&self, job_id: JobId) -> StoreResult<Option<RemoteParseRecord>>;
+    /// Sets `delivered_at` if it is not set yet. Returns `true` only for the call that set it
+    /// (so a result delivered by webhook and by poll at once is processed once), `false` if it
+    /// was already delivered. `NotFound` if there is no row.
+    async fn mark_remote_parse_delivered(
+        &self,
+        job_id: JobId,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Counts one status poll; returns the new count. `NotFound` if there is no row.
+    async fn count_remote_parse_poll(&self, job_id: JobId) -> StoreResult<u32>;
+    /// Forgets the remote parse of `job_id`. Idempotent.
+    async fn delete_remote_parse(&self, job_id: JobId) -> StoreResult<()>;
+    /// Webhook replay protection: records `delivery_id` and returns `true` the first time it is
+    /// seen, `false` (changing nothing) every later time. Race-free: of concurrent calls with the
+    /// same id, exactly one returns `true`.
+    async fn record_webhook_delivery(
+        &self,
+        delivery_id: &str,
+        job_id: JobId,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+
+    // ---- waiting jobs ----------------------------------------------------------------------
+
+    /// Moves every `waiting` job whose `wake_at <= now` to `queued` with `run_at = now`,
+    /// recording an event each (detail "wake_at reached"); a compare-and-set like the rescuer.
+    /// Returns the woken ids.
+    async fn wake_due(&self, now: OffsetDateTime) -> StoreResult<Vec<JobId>>;
+    /// Moves every `waiting` job of `owner` that waits for `reason` (its error code) to `queued`
+    /// with `run_at = now`, recording an event each (detail "woken: {reason} cleared"). Returns
+    /// the woken ids.
+    async fn wake_waiting(
+        &self,
+        owner: &OwnerId,
+        reason: ErrorCode,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<JobId>>;
+
+    // ---- usage and budgets -----------------------------------------------------------------
+
+    /// Appends a row to the usage ledger.
+    async fn record_usage(&self, record: &UsageRecord) -> StoreResult<()>;
+    /// Sums of the ledger rows visible in `scope` with `from <= at < to`, per owner and per
+    /// (owner, document); rows without a document count only in their owner's totals.
+    async fn usage(
+        &self,
+        scope: &OwnerScope,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<UsageSummary>;
+    /// The owner's `cost_micro_usd` summed over ledger rows with `at >= since` (0 if none).
+    async fn owner_spend(&self, owner: &OwnerId, since: OffsetDateTime) -> StoreResult<i64>;
+    async fn get_budget(&self, owner: &OwnerId) -> StoreResult<Option<Budget>>;
+    /// Creates or replaces the owner's budget.
+    async fn set_budget(&self, budget: &Budget) -> StoreResult<()>;
 
     // ---- jobs ------------------------------------------------------------------------------
 
@@ -172,7 +253,9 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<JobRecord>;
     /// A compare-and-set status change, recorded in `job_events`. `running → queued` is a
-    /// hand-back (shutdown) and refunds the attempt its claim counted.
+    /// hand-back (shutdown) and refunds the attempt its claim counted; so does `running →
+    /// waiting` (waiting on an external event is not a failed attempt), which also keeps
+    /// `change.error` as the reason the job waits.
     async fn transition(
         &self,
         id: JobId,
@@ -289,7 +372,8 @@ pub struct Transition {
     pub run_at: Option<OffsetDateTime>,
     /// For `waiting`: when to wake it.
     pub wake_at: Option<OffsetDateTime>,
-    /// Set on `failed` (and kept as `last_error` on `retrying`).
+    /// Set on `failed`, kept as the last error on `retrying`, and the reason a job waits on
+    /// `waiting` (e.g. `budget_exceeded`).
     pub error: Option<JobError>,
     /// Short, content-free note for the event (e.g. "lease expired", "shutdown").
     pub detail: Option<String>,
@@ -317,6 +401,12 @@ impl Transition {
 
     pub fn run_at(mut self, at: OffsetDateTime) -> Self {
         self.run_at = Some(at);
+        self
+    }
+
+    /// For `waiting`: when [`Store::wake_due`] wakes the job (`None`: only an explicit wake).
+    pub fn wake_at(mut self, at: OffsetDateTime) -> Self {
+        self.wake_at = Some(at);
         self
     }
 

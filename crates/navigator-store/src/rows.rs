@@ -7,8 +7,9 @@
 //! every decoder below is written once.
 
 use crate::{
-    ChunkRecord, DocumentRecord, DocumentStatus, JobError, JobEvent, JobRecord, Progress,
-    StoreError, StoreResult,
+    Budget, ChunkRecord, DocumentRecord, DocumentStatus, DocumentUsage, JobError, JobEvent,
+    JobRecord, OwnerUsage, Progress, RemoteParseRecord, StoreError, StoreResult, UsageRecord,
+    UsageSummary, UsageTotals,
 };
 use navigator_domain::{
     ChunkId, DocumentId, ErrorCode, JobId, JobStatus, MediaType, OwnerId, Sha256Hex, Stage,
@@ -34,6 +35,36 @@ macro_rules! chunk_columns {
     };
 }
 pub(crate) use chunk_columns;
+
+/// Columns of a `remote_parses` row, in the order [`remote_parse`] expects them.
+macro_rules! remote_parse_columns {
+    () => {
+        "job_id, document_id, parser, provider_job_id, submitted_at, delivered_at, polls"
+    };
+}
+pub(crate) use remote_parse_columns;
+
+/// Columns of a `budgets` row, in the order [`budget`] expects them.
+macro_rules! budget_columns {
+    () => {
+        "owner_id, soft_micro_usd, hard_micro_usd, updated_at"
+    };
+}
+pub(crate) use budget_columns;
+
+/// The usage ledger sums [`usage_totals`] reads, as BIGINT on both backends (PostgreSQL's `SUM`
+/// of a BIGINT is NUMERIC).
+macro_rules! usage_sums {
+    () => {
+        "CAST(SUM(pages) AS BIGINT) AS pages, CAST(SUM(tokens) AS BIGINT) AS tokens, \
+         CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(retries) AS BIGINT) AS retries, \
+         CAST(SUM(cost_micro_usd) AS BIGINT) AS cost_micro_usd, \
+         CAST(SUM(saved_pages) AS BIGINT) AS saved_pages, \
+         CAST(SUM(saved_tokens) AS BIGINT) AS saved_tokens, \
+         CAST(SUM(saved_cost_micro_usd) AS BIGINT) AS saved_cost_micro_usd"
+    };
+}
+pub(crate) use usage_sums;
 
 pub(crate) fn to_ms(at: OffsetDateTime) -> i64 {
     // Milliseconds since 1970 fit an i64 for ±292 million years.
@@ -298,5 +329,109 @@ pub(crate) fn hit(row: &impl Columns, score: f64) -> StoreResult<crate::ChunkHit
         section: get(row, "section")?,
         text: get(row, "text")?,
         score,
+    })
+}
+
+/// A `u64` count as the BIGINT the schemas store; `Conflict` past `i64::MAX`.
+pub(crate) fn u64_param(value: u64, what: &str) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| StoreError::Conflict(format!("{what} out of range")))
+}
+
+pub(crate) fn get_u64(row: &impl Columns, column: &str) -> StoreResult<u64> {
+    let value: i64 = get(row, column)?;
+    u64::try_from(value).map_err(|_| corrupt(format!("column {column}: {value} out of range")))
+}
+
+pub(crate) fn remote_parse(row: &impl Columns) -> StoreResult<RemoteParseRecord> {
+    Ok(RemoteParseRecord {
+        job_id: parse_with(row, "job_id", JobId::parse)?,
+        document_id: parse_with(row, "document_id", DocumentId::parse)?,
+        parser: get(row, "parser")?,
+        provider_job_id: get(row, "provider_job_id")?,
+        submitted_at: get_time(row, "submitted_at")?,
+        delivered_at: get_opt_time(row, "delivered_at")?,
+        polls: get_u32(row, "polls")?,
+    })
+}
+
+pub(crate) fn budget(row: &impl Columns) -> StoreResult<Budget> {
+    Ok(Budget {
+        owner: get_owner(row, "owner_id")?,
+        soft_micro_usd: get(row, "soft_micro_usd")?,
+        hard_micro_usd: get(row, "hard_micro_usd")?,
+        updated_at: get_time(row, "updated_at")?,
+    })
+}
+
+/// The ledger row's values as bind parameters: the counts checked to fit a BIGINT.
+pub(crate) struct UsageParams {
+    pub pages: i64,
+    pub tokens: i64,
+    pub requests: i64,
+    pub retries: i64,
+    pub saved_pages: i64,
+    pub saved_tokens: i64,
+}
+
+impl UsageParams {
+    pub(crate) fn of(record: &UsageRecord) -> StoreResult<Self> {
+        Ok(Self {
+            pages: u64_param(record.pages, "pages")?,
+            tokens: u64_param(record.tokens, "tokens")?,
+            requests: u64_param(record.requests, "requests")?,
+            retries: u64_param(record.retries, "retries")?,
+            saved_pages: u64_param(record.saved_pages, "saved pages")?,
+            saved_tokens: u64_param(record.saved_tokens, "saved tokens")?,
+        })
+    }
+}
+
+/// The [`usage_sums`] columns of one group.
+pub(crate) fn usage_totals(row: &impl Columns) -> StoreResult<UsageTotals> {
+    Ok(UsageTotals {
+        pages: get_u64(row, "pages")?,
+        tokens: get_u64(row, "tokens")?,
+        requests: get_u64(row, "requests")?,
+        retries: get_u64(row, "retries")?,
+        cost_micro_usd: get(row, "cost_micro_usd")?,
+        saved_pages: get_u64(row, "saved_pages")?,
+        saved_tokens: get_u64(row, "saved_tokens")?,
+        saved_cost_micro_usd: get(row, "saved_cost_micro_usd")?,
+    })
+}
+
+/// Folds `(owner_id, document_id, sums…)` groups (one query, so one snapshot) into per-owner
+/// and per-document totals, sorted by owner id and by document id (then owner id).
+pub(crate) fn usage_summary<R: Columns>(groups: &[R]) -> StoreResult<UsageSummary> {
+    let mut owners: std::collections::BTreeMap<String, (OwnerId, UsageTotals)> =
+        std::collections::BTreeMap::new();
+    let mut documents = Vec::new();
+    for row in groups {
+        let owner = get_owner(row, "owner_id")?;
+        let document: Option<String> = get(row, "document_id")?;
+        let totals = usage_totals(row)?;
+        owners
+            .entry(owner.as_str().to_owned())
+            .or_insert_with(|| (owner.clone(), UsageTotals::default()))
+            .1
+            .add(&totals);
+        if let Some(document) = document {
+            let document_id = DocumentId::parse(&document)
+                .map_err(|e| corrupt(format!("column document_id: {e}")))?;
+            documents.push(DocumentUsage {
+                owner,
+                document_id,
+                totals,
+            });
+        }
+    }
+    documents
+        .sort_by(|a, b| (a.document_id, a.owner.as_str()).cmp(&(b.document_id, b.owner.as_str())));
+    Ok(UsageSummary {
+        owners: owners
+            .into_values()
+            .map(|(owner, totals)| OwnerUsage { owner, totals })
+            .collect(),
+        documents,
     })
 }

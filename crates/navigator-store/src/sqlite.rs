@@ -19,13 +19,17 @@ mod rows;
 mod search;
 
 use crate::{
-    ChunkHit, ChunkRecord, Created, DocumentRecord, Embedding, JobEvent, JobRecord, MigrationInfo,
-    NewChunk, NewDocument, OwnerScope, Progress, QueueStats, SearchQuery, Store, StoreError,
-    StoreResult, TextToEmbed, Transition,
+    Budget, ChunkHit, ChunkRecord, Created, DocumentRecord, Embedding, JobEvent, JobRecord,
+    MigrationInfo, NewChunk, NewDocument, OwnerScope, Progress, QueueStats, RemoteParseRecord,
+    SearchQuery, Store, StoreError, StoreResult, TextToEmbed, Transition, UsageRecord,
+    UsageSummary,
 };
 use jobs::Cas;
-use navigator_domain::{DocumentId, JobId, JobStatus, OwnerId, Sha256Hex, Stage};
-use rows::{chunk_columns, document_select, job_columns, to_ms};
+use navigator_domain::{DocumentId, ErrorCode, JobId, JobStatus, OwnerId, Sha256Hex, Stage};
+use rows::{
+    budget_columns, chunk_columns, document_select, job_columns, remote_parse_columns, to_ms,
+    usage_sums,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -386,6 +390,13 @@ impl Store for SqliteStore {
             jobs::compare_and_set(&mut tx, job.id, &cas, now).await?;
         }
         let doc_id = id.to_string();
+        // Its remote parse goes with it; usage and webhook delivery rows stay (history).
+        sqlx::query("DELETE FROM remote_parses WHERE document_id = ?1 OR job_id = ?2")
+            .bind(&doc_id)
+            .bind(document.current_job_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         // Embeddings first, while the document's chunks still say which texts it used.
         sqlx::query(
             "DELETE FROM embeddings WHERE text_sha256 IN ( \
@@ -416,10 +427,16 @@ impl Store for SqliteStore {
         Ok(document)
     }
 
-    async fn set_document_pages(&self, id: DocumentId, pages: u32) -> StoreResult<()> {
+    async fn set_document_parsed(
+        &self,
+        id: DocumentId,
+        pages: u32,
+        parser: &str,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("UPDATE documents SET pages = ?1 WHERE id = ?2")
+        let done = sqlx::query("UPDATE documents SET pages = ?1, parser = ?2 WHERE id = ?3")
             .bind(i64::from(pages))
+            .bind(parser)
             .bind(id.to_string())
             .execute(&mut *tx)
             .await
@@ -427,6 +444,260 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn find_parsed_duplicate(
+        &self,
+        sha256: &Sha256Hex,
+        parser: &str,
+        except: DocumentId,
+    ) -> StoreResult<Option<DocumentId>> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM documents \
+             WHERE sha256 = ?1 AND parser = ?2 AND pages IS NOT NULL AND id <> ?3 \
+             ORDER BY id LIMIT 1",
+        )
+        .bind(sha256.as_str())
+        .bind(parser)
+        .bind(except.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        id.map(|id| DocumentId::parse(&id).map_err(|e| rows::corrupt(format!("column id: {e}"))))
+            .transpose()
+    }
+
+    async fn put_remote_parse(&self, record: &RemoteParseRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(concat!(
+            "INSERT INTO remote_parses (",
+            remote_parse_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (job_id) DO UPDATE SET document_id = excluded.document_id, \
+             parser = excluded.parser, provider_job_id = excluded.provider_job_id, \
+             submitted_at = excluded.submitted_at, delivered_at = excluded.delivered_at, \
+             polls = excluded.polls"
+        ))
+        .bind(record.job_id.to_string())
+        .bind(record.document_id.to_string())
+        .bind(record.parser.as_str())
+        .bind(record.provider_job_id.as_str())
+        .bind(to_ms(record.submitted_at))
+        .bind(record.delivered_at.map(to_ms))
+        .bind(i64::from(record.polls))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_remote_parse(&self, job_id: JobId) -> StoreResult<Option<RemoteParseRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            remote_parse_columns!(),
+            " FROM remote_parses WHERE job_id = ?1"
+        ))
+        .bind(job_id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(rows::remote_parse)
+        .transpose()
+    }
+
+    async fn mark_remote_parse_delivered(
+        &self,
+        job_id: JobId,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let set = sqlx::query(
+            "UPDATE remote_parses SET delivered_at = ?1 WHERE job_id = ?2 AND delivered_at IS NULL",
+        )
+        .bind(to_ms(now))
+        .bind(job_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        let exists = set
+            || sqlx::query("SELECT 1 FROM remote_parses WHERE job_id = ?1")
+                .bind(job_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .is_some();
+        tx.commit().await.map_err(db_err)?;
+        if exists {
+            Ok(set)
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    async fn count_remote_parse_poll(&self, job_id: JobId) -> StoreResult<u32> {
+        let mut tx = self.begin().await?;
+        let polls: Option<i64> = sqlx::query_scalar(
+            "UPDATE remote_parses SET polls = polls + 1 WHERE job_id = ?1 RETURNING polls",
+        )
+        .bind(job_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let polls = polls.ok_or(StoreError::NotFound)?;
+        let polls = u32::try_from(polls).map_err(|_| rows::corrupt("poll count out of range"))?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(polls)
+    }
+
+    async fn delete_remote_parse(&self, job_id: JobId) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM remote_parses WHERE job_id = ?1")
+            .bind(job_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn record_webhook_delivery(
+        &self,
+        delivery_id: &str,
+        job_id: JobId,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO webhook_deliveries (delivery_id, job_id, received_at) \
+             VALUES (?1, ?2, ?3) ON CONFLICT (delivery_id) DO NOTHING",
+        )
+        .bind(delivery_id)
+        .bind(job_id.to_string())
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(inserted == 1)
+    }
+
+    async fn wake_due(&self, now: OffsetDateTime) -> StoreResult<Vec<JobId>> {
+        let mut tx = self.begin().await?;
+        let woken = jobs::wake_due(&mut tx, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(woken)
+    }
+
+    async fn wake_waiting(
+        &self,
+        owner: &OwnerId,
+        reason: ErrorCode,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<JobId>> {
+        let mut tx = self.begin().await?;
+        let woken = jobs::wake_waiting(&mut tx, owner, reason, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(woken)
+    }
+
+    async fn record_usage(&self, record: &UsageRecord) -> StoreResult<()> {
+        let counts = rows::UsageParams::of(record)?;
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO usage_ledger (owner_id, document_id, job_id, kind, provider, model, \
+             pages, tokens, requests, retries, cost_micro_usd, saved_pages, saved_tokens, \
+             saved_cost_micro_usd, at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )
+        .bind(record.owner.as_str())
+        .bind(record.document_id.map(|d| d.to_string()))
+        .bind(record.job_id.map(|j| j.to_string()))
+        .bind(record.kind.as_str())
+        .bind(record.provider.as_str())
+        .bind(record.model.as_str())
+        .bind(counts.pages)
+        .bind(counts.tokens)
+        .bind(counts.requests)
+        .bind(counts.retries)
+        .bind(record.cost_micro_usd)
+        .bind(counts.saved_pages)
+        .bind(counts.saved_tokens)
+        .bind(record.saved_cost_micro_usd)
+        .bind(to_ms(record.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn usage(
+        &self,
+        scope: &OwnerScope,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<UsageSummary> {
+        let groups = sqlx::query(concat!(
+            "SELECT owner_id, document_id, ",
+            usage_sums!(),
+            " FROM usage_ledger WHERE (?1 IS NULL OR owner_id = ?1) AND at >= ?2 AND at < ?3 \
+             GROUP BY owner_id, document_id"
+        ))
+        .bind(scope.owner_param())
+        .bind(to_ms(from))
+        .bind(to_ms(to))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows::usage_summary(&groups)
+    }
+
+    async fn owner_spend(&self, owner: &OwnerId, since: OffsetDateTime) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(cost_micro_usd), 0) AS BIGINT) FROM usage_ledger \
+             WHERE owner_id = ?1 AND at >= ?2",
+        )
+        .bind(owner.as_str())
+        .bind(to_ms(since))
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn get_budget(&self, owner: &OwnerId) -> StoreResult<Option<Budget>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            budget_columns!(),
+            " FROM budgets WHERE owner_id = ?1"
+        ))
+        .bind(owner.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(rows::budget)
+        .transpose()
+    }
+
+    async fn set_budget(&self, budget: &Budget) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(concat!(
+            "INSERT INTO budgets (",
+            budget_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (owner_id) DO UPDATE SET soft_micro_usd = excluded.soft_micro_usd, \
+             hard_micro_usd = excluded.hard_micro_usd, updated_at = excluded.updated_at"
+        ))
+        .bind(budget.owner.as_str())
+        .bind(budget.soft_micro_usd)
+        .bind(budget.hard_micro_usd)
+        .bind(to_ms(budget.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
     }
 

@@ -226,3 +226,137 @@ pub struct PoolStats {
     /// The most the pool may open.
     pub max: u32,
 }
+
+/// A parse handed to a remote provider, kept until its result has been delivered and stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteParseRecord {
+    pub job_id: JobId,
+    pub document_id: DocumentId,
+    /// The parser (provider profile) the document was submitted to.
+    pub parser: String,
+    /// The provider's id for the submitted job.
+    pub provider_job_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub submitted_at: OffsetDateTime,
+    /// Set once by [`crate::Store::mark_remote_parse_delivered`] (webhook or poll, whichever
+    /// comes first).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub delivered_at: Option<OffsetDateTime>,
+    /// Status polls made so far.
+    pub polls: u32,
+}
+
+/// What a usage ledger row paid for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageKind {
+    Parse,
+    Embed,
+}
+
+impl UsageKind {
+    pub const ALL: [UsageKind; 2] = [UsageKind::Parse, UsageKind::Embed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageKind::Parse => "parse",
+            UsageKind::Embed => "embed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for UsageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One append-only usage ledger row: what a provider call cost, and what a cache hit saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageRecord {
+    pub owner: OwnerId,
+    pub document_id: Option<DocumentId>,
+    pub job_id: Option<JobId>,
+    pub kind: UsageKind,
+    pub provider: String,
+    pub model: String,
+    pub pages: u64,
+    pub tokens: u64,
+    pub requests: u64,
+    pub retries: u64,
+    /// Millionths of a US dollar.
+    pub cost_micro_usd: i64,
+    /// Work a cache hit avoided (not billed).
+    pub saved_pages: u64,
+    pub saved_tokens: u64,
+    pub saved_cost_micro_usd: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// Sums of usage ledger rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UsageTotals {
+    pub pages: u64,
+    pub tokens: u64,
+    pub requests: u64,
+    pub retries: u64,
+    pub cost_micro_usd: i64,
+    pub saved_pages: u64,
+    pub saved_tokens: u64,
+    pub saved_cost_micro_usd: i64,
+}
+
+impl UsageTotals {
+    /// Adds `other` in (saturating: the ledger cannot realistically overflow, and a report must
+    /// not panic if it does).
+    pub fn add(&mut self, other: &UsageTotals) {
+        self.pages = self.pages.saturating_add(other.pages);
+        self.tokens = self.tokens.saturating_add(other.tokens);
+        self.requests = self.requests.saturating_add(other.requests);
+        self.retries = self.retries.saturating_add(other.retries);
+        self.cost_micro_usd = self.cost_micro_usd.saturating_add(other.cost_micro_usd);
+        self.saved_pages = self.saved_pages.saturating_add(other.saved_pages);
+        self.saved_tokens = self.saved_tokens.saturating_add(other.saved_tokens);
+        self.saved_cost_micro_usd = self
+            .saved_cost_micro_usd
+            .saturating_add(other.saved_cost_micro_usd);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OwnerUsage {
+    pub owner: OwnerId,
+    pub totals: UsageTotals,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DocumentUsage {
+    pub owner: OwnerId,
+    pub document_id: DocumentId,
+    pub totals: UsageTotals,
+}
+
+/// Usage over a time window: per owner (sorted by owner id) and per document (sorted by document
+/// id, then owner id). Ledger rows without a document count only in their owner's totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UsageSummary {
+    pub owners: Vec<OwnerUsage>,
+    pub documents: Vec<DocumentUsage>,
+}
+
+/// An owner's spending limits, in millionths of a US dollar. `None` means no limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Budget {
+    pub owner: OwnerId,
+    /// Past this, warn.
+    pub soft_micro_usd: Option<i64>,
+    /// Past this, new paid work waits (error code `budget_exceeded`).
+    pub hard_micro_usd: Option<i64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}

@@ -72,11 +72,30 @@ parser:
   memory_mb: 1024
   # Run built-in parsers in a resource-limited child process.
   sandbox: true
+  # (secret) Master secret for signing parser webhooks, at least 32 bytes; a remote parser
+  # calls back only when this and server.public_url are set, else its results are polled.
+  webhook_secret:
   llamaparse:
-    # Base URL of the LlamaParse-compatible service (required when kind is llamaparse).
+    # Base URL of the LlamaParse-compatible service, e.g. https://api.cloud.llamaindex.ai
+    # (required when kind is llamaparse).
     base_url:
     # (secret) API key of that service (required when kind is llamaparse).
     api_key:
+    # Seconds between polls while no webhook has delivered the result.
+    poll_interval_secs: 15
+    # Seconds after submission before an unfinished parse fails with parser_timeout.
+    timeout_secs: 900
+    # Requests per minute this process sends the service (0: no client-side limit).
+    requests_per_minute: 60
+    # Seconds before one HTTP request to the service is abandoned.
+    request_timeout_secs: 30
+    # Tries of one request on 429, 5xx and timeouts before the stage is retried later.
+    max_attempts: 4
+    breaker:
+      # Consecutive failed requests that open the circuit breaker.
+      failure_threshold: 5
+      # Seconds the breaker stays open before one probe request is let through.
+      open_secs: 30
 
 embedder:
   # local (all-MiniLM-L6-v2, 384 dims, on this machine), openai (any OpenAI-compatible API),
@@ -95,8 +114,26 @@ embedder:
     model:
     # (secret) API key.
     api_key:
-    # Requested output dimensions, for models that can shorten their vectors; empty means native.
+    # Length of the model's vectors, e.g. 1536 (required when kind is openai).
     dimensions:
+    # Send `dimensions` with each request, for models that can shorten their vectors.
+    request_dimensions: false
+    # Most tokens in one request (inputs per request: embedder.batch_size, at most 256).
+    max_batch_tokens: 8000
+    # Client-side limits of this process (0: none); the provider's x-ratelimit-* headers also count.
+    requests_per_minute: 0
+    tokens_per_minute: 0
+    # Most requests in flight; the adaptive limit moves between 1 and this.
+    max_concurrency: 8
+    # Seconds before one request is abandoned.
+    request_timeout_secs: 30
+    # Tries of one request on 429, 5xx, timeouts and bad answers before the stage is retried later.
+    max_attempts: 4
+    breaker:
+      # Consecutive failed requests that open the circuit breaker.
+      failure_threshold: 5
+      # Seconds the breaker stays open before one probe request is let through.
+      open_secs: 30
 
 chunker:
   # Hard upper bound of a chunk in embedder tokens (32 or more; at most 256 with the local model).
@@ -143,6 +180,20 @@ search:
   max_limit: 100
   # Reciprocal-rank-fusion constant; larger values flatten the weight of top ranks.
   rrf_k: 60
+
+usage:
+  # Prices by provider: an embedder model id (openai/text-embedding-3-small/1536) or a parser
+  # name (llamaparse), each with usd_per_million_tokens and/or usd_per_page. Unlisted: free.
+  # e.g. {"openai/text-embedding-3-small/1536": {usd_per_million_tokens: 0.02}, llamaparse: {usd_per_page: 0.003}}
+  prices: {}
+  budgets:
+    # Monthly spend per owner in USD past which an event and a metric are emitted (empty: none).
+    soft_usd:
+    # Monthly spend per owner in USD past which new work waits (budget_exceeded) until raised
+    # (empty: none); PUT /v1/budgets/{owner} sets one owner's budget.
+    hard_usd:
+    # Seconds between re-checks of work waiting on a hard budget.
+    recheck_secs: 60
 
 log:
   # text (for humans) or json (one object per line, for collectors).

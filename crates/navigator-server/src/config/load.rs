@@ -358,12 +358,22 @@ fn keys_of(section: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// Sections whose keys are names the operator chooses (a map), not fields: their entries are
+/// checked by deserialisation, not against the defaults' keys.
+const FREE_FORM_MAPS: &[&[&str]] = &[&["usage", "prices"]];
+
 fn remove_unknown_keys(
     map: &mut BTreeMap<String, Entry>,
     schema: &Value,
     path: &mut Vec<String>,
     errors: &mut Vec<ConfigError>,
 ) {
+    if FREE_FORM_MAPS
+        .iter()
+        .any(|free| free.iter().eq(path.iter()))
+    {
+        return;
+    }
     let section = schema_at(schema, path).cloned().unwrap_or(Value::Null);
     let known = section.as_object();
     map.retain(|key, entry| {

@@ -56,6 +56,7 @@ pub struct Config {
     pub workers: WorkersConfig,
     pub auth: AuthConfig,
     pub search: SearchConfig,
+    pub usage: UsageConfig,
     pub log: LogConfig,
 }
 
@@ -72,6 +73,7 @@ impl Default for Config {
             workers: WorkersConfig::default(),
             auth: AuthConfig::default(),
             search: SearchConfig::default(),
+            usage: UsageConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -325,6 +327,9 @@ pub struct ParserConfig {
     pub memory_mb: u64,
     /// Run the built-in parsers in a resource-limited child process.
     pub sandbox: bool,
+    /// Master secret the per-job webhook secrets are derived from (at least 32 bytes). Needed
+    /// by a remote parser when `server.public_url` is set; without it results are polled.
+    pub webhook_secret: Option<Secret>,
     pub llamaparse: LlamaParseConfig,
 }
 
@@ -335,6 +340,7 @@ impl Default for ParserConfig {
             timeout_secs: DEFAULT_PARSER_TIMEOUT_SECS,
             memory_mb: DEFAULT_PARSER_MEMORY_MB,
             sandbox: DEFAULT_PARSER_SANDBOX,
+            webhook_secret: None,
             llamaparse: LlamaParseConfig::default(),
         }
     }
@@ -350,11 +356,65 @@ impl ParserConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub const DEFAULT_REMOTE_POLL_INTERVAL_SECS: u64 = 15;
+pub const DEFAULT_REMOTE_PARSE_TIMEOUT_SECS: u64 = 900;
+pub const DEFAULT_REMOTE_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_REMOTE_MAX_ATTEMPTS: u32 = 4;
+pub const DEFAULT_BREAKER_FAILURE_THRESHOLD: u32 = 5;
+pub const DEFAULT_BREAKER_OPEN_SECS: u64 = 30;
+pub const DEFAULT_LLAMAPARSE_REQUESTS_PER_MINUTE: u32 = 60;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlamaParseConfig {
+    /// e.g. `https://api.cloud.llamaindex.ai`.
     pub base_url: Option<String>,
     pub api_key: Option<Secret>,
+    /// Seconds between polls while no webhook has delivered the result.
+    pub poll_interval_secs: u64,
+    /// Seconds after submission before an unfinished parse fails with `parser_timeout`.
+    pub timeout_secs: u64,
+    /// Requests per minute this process sends the service (0: no client-side limit).
+    pub requests_per_minute: u32,
+    /// Seconds before one HTTP request to the service is abandoned.
+    pub request_timeout_secs: u64,
+    /// Tries of one request on 429, 5xx and timeouts before the stage fails for a later retry.
+    pub max_attempts: u32,
+    pub breaker: BreakerConfig,
+}
+
+impl Default for LlamaParseConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            api_key: None,
+            poll_interval_secs: DEFAULT_REMOTE_POLL_INTERVAL_SECS,
+            timeout_secs: DEFAULT_REMOTE_PARSE_TIMEOUT_SECS,
+            requests_per_minute: DEFAULT_LLAMAPARSE_REQUESTS_PER_MINUTE,
+            request_timeout_secs: DEFAULT_REMOTE_TIMEOUT_SECS,
+            max_attempts: DEFAULT_REMOTE_MAX_ATTEMPTS,
+            breaker: BreakerConfig::default(),
+        }
+    }
+}
+
+/// A circuit breaker in front of an external service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Consecutive failed requests (429, 5xx, timeouts, bad answers) that open the breaker.
+    pub failure_threshold: u32,
+    /// Seconds the breaker stays open before one probe request is let through.
+    pub open_secs: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failure_threshold: DEFAULT_BREAKER_FAILURE_THRESHOLD,
+            open_secs: DEFAULT_BREAKER_OPEN_SECS,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -403,15 +463,55 @@ pub struct LocalEmbedderConfig {
     pub model_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub const DEFAULT_OPENAI_MAX_BATCH_TOKENS: u32 = 8_000;
+pub const DEFAULT_OPENAI_MAX_CONCURRENCY: u32 = 8;
+/// The most inputs one OpenAI-compatible embeddings request may carry.
+pub const OPENAI_MAX_BATCH_INPUTS: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpenAiEmbedderConfig {
     /// e.g. `https://api.openai.com/v1`.
     pub base_url: Option<String>,
     pub model: Option<String>,
     pub api_key: Option<Secret>,
-    /// Requested output dimensions, for models that support shortening.
+    /// Length of the model's vectors (required: e.g. 1536 for text-embedding-3-small).
     pub dimensions: Option<u32>,
+    /// Send `dimensions` in each request, for models that can shorten their vectors.
+    pub request_dimensions: bool,
+    /// Most tokens in one request (inputs per request are `embedder.batch_size`, at most 256).
+    pub max_batch_tokens: u32,
+    /// Client-side limits per process (0: none); the provider's own limits are read from its
+    /// `x-ratelimit-*` headers as well.
+    pub requests_per_minute: u32,
+    pub tokens_per_minute: u32,
+    /// Most requests in flight at once; the adaptive limit moves between 1 and this.
+    pub max_concurrency: u32,
+    /// Seconds before one request is abandoned.
+    pub request_timeout_secs: u64,
+    /// Tries of one request on 429, 5xx, timeouts and bad answers before the stage fails for a
+    /// later retry.
+    pub max_attempts: u32,
+    pub breaker: BreakerConfig,
+}
+
+impl Default for OpenAiEmbedderConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            model: None,
+            api_key: None,
+            dimensions: None,
+            request_dimensions: false,
+            max_batch_tokens: DEFAULT_OPENAI_MAX_BATCH_TOKENS,
+            requests_per_minute: 0,
+            tokens_per_minute: 0,
+            max_concurrency: DEFAULT_OPENAI_MAX_CONCURRENCY,
+            request_timeout_secs: DEFAULT_REMOTE_TIMEOUT_SECS,
+            max_attempts: DEFAULT_REMOTE_MAX_ATTEMPTS,
+            breaker: BreakerConfig::default(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -589,6 +689,50 @@ impl Default for SearchConfig {
             default_limit: DEFAULT_SEARCH_LIMIT,
             max_limit: DEFAULT_SEARCH_MAX_LIMIT,
             rrf_k: DEFAULT_RRF_K,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// usage
+
+pub const DEFAULT_BUDGET_RECHECK_SECS: u64 = 60;
+
+/// The usage ledger's prices and the per-owner budgets (calendar month, UTC).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsageConfig {
+    /// Prices by provider: an embedder model id (`openai/text-embedding-3-small/1536`,
+    /// `local/all-MiniLM-L6-v2`) or a parser name (`llamaparse`, `builtin`). Unlisted: free.
+    pub prices: std::collections::BTreeMap<String, Price>,
+    pub budgets: BudgetsConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Price {
+    pub usd_per_million_tokens: f64,
+    pub usd_per_page: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetsConfig {
+    /// Monthly spend per owner in USD past which an event and a metric are emitted (empty: none).
+    pub soft_usd: Option<f64>,
+    /// Monthly spend per owner in USD past which new work waits (`budget_exceeded`) until the
+    /// budget is raised (empty: none). `PUT /v1/budgets/{owner}` sets an owner's own budget.
+    pub hard_usd: Option<f64>,
+    /// Seconds between re-checks of work waiting on a hard budget.
+    pub recheck_secs: u64,
+}
+
+impl Default for BudgetsConfig {
+    fn default() -> Self {
+        Self {
+            soft_usd: None,
+            hard_usd: None,
+            recheck_secs: DEFAULT_BUDGET_RECHECK_SECS,
         }
     }
 }

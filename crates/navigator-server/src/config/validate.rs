@@ -13,6 +13,8 @@ const MIN_CHUNK_TOKENS: u32 = 32;
 const MAX_CHUNK_TOKENS: u32 = 8192;
 /// RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 const MIN_HS256_SECRET_BYTES: usize = 32;
+/// The master webhook secret keys HMAC-SHA256 too.
+const MIN_WEBHOOK_SECRET_BYTES: usize = 32;
 
 pub(crate) fn validate(config: &Config) -> Vec<ConfigError> {
     let mut v = Validator::default();
@@ -128,6 +130,28 @@ pub(crate) fn validate(config: &Config) -> Vec<ConfigError> {
     if let Some(url) = &llamaparse.base_url {
         v.http_url("parser.llamaparse.base_url", url);
     }
+    v.at_least(
+        "parser.llamaparse.poll_interval_secs",
+        llamaparse.poll_interval_secs,
+        1,
+    );
+    v.at_least("parser.llamaparse.timeout_secs", llamaparse.timeout_secs, 1);
+    v.at_least(
+        "parser.llamaparse.request_timeout_secs",
+        llamaparse.request_timeout_secs,
+        1,
+    );
+    v.between(
+        "parser.llamaparse.max_attempts",
+        llamaparse.max_attempts,
+        1..=20,
+    );
+    v.breaker("parser.llamaparse.breaker", &llamaparse.breaker);
+    v.secret_length(
+        "parser.webhook_secret",
+        &parser.webhook_secret,
+        MIN_WEBHOOK_SECRET_BYTES,
+    );
     if parser.kind == ParserKind::Llamaparse {
         v.required(
             "parser.llamaparse.base_url",
@@ -151,7 +175,44 @@ pub(crate) fn validate(config: &Config) -> Vec<ConfigError> {
     if let Some(dimensions) = openai.dimensions {
         v.between("embedder.openai.dimensions", dimensions, 1..=65_536);
     }
+    v.at_least(
+        "embedder.openai.max_batch_tokens",
+        openai.max_batch_tokens,
+        1,
+    );
+    v.between(
+        "embedder.openai.max_concurrency",
+        openai.max_concurrency,
+        1..=256,
+    );
+    v.at_least(
+        "embedder.openai.request_timeout_secs",
+        openai.request_timeout_secs,
+        1,
+    );
+    v.between("embedder.openai.max_attempts", openai.max_attempts, 1..=20);
+    v.breaker("embedder.openai.breaker", &openai.breaker);
     if embedder.kind == EmbedderKind::Openai {
+        if openai.dimensions.is_none() {
+            v.problem(
+                "embedder.openai.dimensions",
+                "required when embedder.kind is openai (the length of the model's vectors)",
+            );
+        }
+        v.between(
+            "embedder.batch_size",
+            embedder.batch_size,
+            1..=super::OPENAI_MAX_BATCH_INPUTS,
+        );
+        if openai.max_batch_tokens < config.chunker.max_tokens {
+            v.problem(
+                "embedder.openai.max_batch_tokens",
+                format!(
+                    "must be at least chunker.max_tokens ({}), got {}",
+                    config.chunker.max_tokens, openai.max_batch_tokens
+                ),
+            );
+        }
         v.required(
             "embedder.openai.base_url",
             &openai.base_url,
@@ -229,15 +290,34 @@ pub(crate) fn validate(config: &Config) -> Vec<ConfigError> {
     if let Some(url) = &jwt.jwks_url {
         v.jwks_url("auth.jwt.jwks_url", url);
     }
-    if let Some(secret) = &jwt.hs256_secret
-        && !secret.is_empty()
-        && secret.expose().len() < MIN_HS256_SECRET_BYTES
-    {
-        v.problem(
-            "auth.jwt.hs256_secret",
-            format!("must be at least {MIN_HS256_SECRET_BYTES} bytes"),
+    v.secret_length(
+        "auth.jwt.hs256_secret",
+        &jwt.hs256_secret,
+        MIN_HS256_SECRET_BYTES,
+    );
+    // usage
+    let usage = &config.usage;
+    for (provider, price) in &usage.prices {
+        if provider.is_empty() {
+            v.problem("usage.prices", "a provider name must not be empty");
+        }
+        v.usd(
+            &format!("usage.prices.{provider}.usd_per_million_tokens"),
+            price.usd_per_million_tokens,
+        );
+        v.usd(
+            &format!("usage.prices.{provider}.usd_per_page"),
+            price.usd_per_page,
         );
     }
+    if let Some(soft) = usage.budgets.soft_usd {
+        v.usd("usage.budgets.soft_usd", soft);
+    }
+    if let Some(hard) = usage.budgets.hard_usd {
+        v.usd("usage.budgets.hard_usd", hard);
+    }
+    v.at_least("usage.budgets.recheck_secs", usage.budgets.recheck_secs, 1);
+
     if config.auth.mode == AuthMode::Jwt {
         let has_secret = jwt.hs256_secret.as_ref().is_some_and(|s| !s.is_empty());
         let has_jwks = jwt.jwks_url.as_deref().is_some_and(|u| !u.is_empty());
@@ -286,6 +366,32 @@ struct Validator {
 }
 
 impl Validator {
+    /// A secret, when set, of at least `min` bytes.
+    fn secret_length(&mut self, key: &str, secret: &Option<super::Secret>, min: usize) {
+        if let Some(secret) = secret
+            && !secret.is_empty()
+            && secret.expose().len() < min
+        {
+            self.problem(key, format!("must be at least {min} bytes"));
+        }
+    }
+
+    fn breaker(&mut self, key: &str, breaker: &super::BreakerConfig) {
+        self.at_least(
+            &format!("{key}.failure_threshold"),
+            breaker.failure_threshold,
+            1,
+        );
+        self.at_least(&format!("{key}.open_secs"), breaker.open_secs, 1);
+    }
+
+    /// A finite, non-negative amount of money.
+    fn usd(&mut self, key: &str, value: f64) {
+        if !value.is_finite() || value < 0.0 {
+            self.problem(key, format!("must be a non-negative amount, got {value}"));
+        }
+    }
+
     fn problem(&mut self, key: &str, message: impl Into<String>) {
         self.errors.push(ConfigError::at(key, message));
     }

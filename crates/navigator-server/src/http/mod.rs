@@ -8,6 +8,8 @@ pub mod openapi;
 pub mod ops;
 pub mod principal;
 pub mod search;
+pub mod usage;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -19,6 +21,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use navigator_domain::{Clock, ErrorCode};
 use navigator_embed::Embedder;
 use navigator_pipeline::blob::Blobs;
+use navigator_pipeline::worker::Pipeline;
 use navigator_store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,7 +56,12 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Cancelled on shutdown: readiness turns false, event streams end.
     pub shutdown: CancellationToken,
+    /// The workers' shared parts: remote-parser callbacks and the usage policy live there.
+    pub pipeline: Arc<Pipeline>,
 }
+
+/// Largest parser callback accepted: it carries a whole document's text.
+const WEBHOOK_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
@@ -73,6 +81,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/search", post(search::search))
+        .route(
+            "/v1/webhooks/parser/{job_id}",
+            post(webhooks::parser_callback).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+        )
+        .route("/v1/usage", get(usage::usage))
+        .route(
+            "/v1/budgets/{owner}",
+            get(usage::get_budget).put(usage::put_budget),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -71,6 +71,46 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "post",
+        "/v1/webhooks/parser/{job_id}",
+        "Remote parser callback: the result as the raw body, signed with HMAC-SHA256 over \"{timestamp}.{body}\" with the job's secret (headers x-navigator-webhook-id, -timestamp, -signature: v1=hex). Timestamps must be within 300 s; a delivery id is accepted once.",
+        &[
+            ("200", "{status: accepted | already_processed, job_id}"),
+            ("400", "invalid_request: the body breaks the contract"),
+            ("401", "webhook_signature_invalid / webhook_stale"),
+            ("404", "not_found: no remote parse awaits this job"),
+            ("409", "webhook_replayed"),
+        ],
+    ),
+    route(
+        "get",
+        "/v1/usage",
+        "Usage ledger per owner and per document (?from=&to= RFC 3339, default this month; ?owner= for operators): pages, tokens, requests, retries, cost_usd, what caches saved, and the owner's budget standing.",
+        &[
+            ("200", "{from, to, owners, documents}"),
+            ("400", "invalid_request"),
+        ],
+    ),
+    route(
+        "get",
+        "/v1/budgets/{owner}",
+        "An owner's monthly budget (its own, or the configured default).",
+        &[
+            ("200", "{owner, soft_usd, hard_usd, source}"),
+            ("404", "not_found"),
+        ],
+    ),
+    route(
+        "put",
+        "/v1/budgets/{owner}",
+        "Set an owner's monthly budget {soft_usd?, hard_usd?}; work waiting on the hard budget resumes when it no longer binds.",
+        &[
+            ("200", "the budget"),
+            ("400", "invalid_request"),
+            ("403", "forbidden"),
+        ],
+    ),
+    route(
+        "post",
         "/v1/jobs/{id}/retry",
         "Re-queue a failed job at the stage it failed in.",
         &[

@@ -30,6 +30,11 @@ impl Principal {
         }
     }
 
+    /// The single principal of a deployment without authentication.
+    pub fn is_local(&self) -> bool {
+        self.owner == OwnerId::local()
+    }
+
     /// The rows this principal may see: its own, unless it holds an operator or admin role.
     pub fn scope(&self) -> OwnerScope {
         if self

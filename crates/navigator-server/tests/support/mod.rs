@@ -18,6 +18,17 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub running: Option<Running>,
     pub data_dir: tempfile::TempDir,
+    /// The app's own handles (store, blobs, pipeline), for checks behind the API.
+    pub state: navigator_server::http::AppState,
+}
+
+/// A loopback port that was free a moment ago, for servers whose address must be known before
+/// they start (a `server.public_url` that callbacks use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -44,11 +55,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(edit: impl FnOnce(String) -> String) -> TestApp {
-    spawn_app_with_options(
-        edit,
-        BuildOptions::with_sandbox_binary(PathBuf::from(env!("CARGO_BIN_EXE_navigator"))),
-    )
-    .await
+    spawn_app_with_options(edit, sandbox_options()).await
+}
+
+/// The real parser sandbox: the `navigator` binary cargo built for this test run.
+pub fn sandbox_options() -> BuildOptions {
+    BuildOptions::with_sandbox_binary(PathBuf::from(env!("CARGO_BIN_EXE_navigator")))
 }
 
 /// Like [`spawn_app_with`], but the parser sandbox honours the parse crate's test hooks (documents
@@ -73,14 +85,24 @@ async fn spawn_app_with_options(
     edit: impl FnOnce(String) -> String,
     options: BuildOptions,
 ) -> TestApp {
+    spawn_app_on(0, edit, options).await
+}
+
+/// Like [`spawn_app_with`], listening on `port` (0: any).
+pub async fn spawn_app_on(
+    port: u16,
+    edit: impl FnOnce(String) -> String,
+    options: BuildOptions,
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("tempdir");
     let yaml = edit(base_yaml(data_dir.path(), "hash"));
     let path = data_dir.path().join("navigator.yaml");
     std::fs::write(&path, yaml).unwrap();
     let config = config::load(Some(&path), &env_for_tests()).expect("valid test config");
     let app = App::build(config, options).await.expect("app builds");
+    let state = app.state.clone();
     let running = app
-        .start("127.0.0.1:0".parse().unwrap(), true)
+        .start(std::net::SocketAddr::from(([127, 0, 0, 1], port)), true)
         .await
         .expect("app starts");
     TestApp {
@@ -91,6 +113,7 @@ async fn spawn_app_with_options(
             .unwrap(),
         running: Some(running),
         data_dir,
+        state,
     }
 }
 

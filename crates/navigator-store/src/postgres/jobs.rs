@@ -10,8 +10,9 @@ use super::rows::{self, job_columns, to_ms};
 pub(super) use crate::cas::Cas;
 use crate::{JobError, JobRecord, StoreError, StoreResult};
 use navigator_domain::job::transition_allowed;
-use navigator_domain::{ErrorCode, JobId, JobStatus, Stage};
+use navigator_domain::{ErrorCode, JobId, JobStatus, OwnerId, Stage};
 use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -246,4 +247,66 @@ pub(super) async fn rescue_expired(
         rescued.push(id);
     }
     Ok(rescued)
+}
+
+/// Moves every waiting job whose `wake_at` has come to `queued`. Like the rescuer, rows another
+/// transaction holds are skipped: the next sweep sees them if they still wait.
+pub(super) async fn wake_due(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+) -> StoreResult<Vec<JobId>> {
+    let due = sqlx::query(
+        "SELECT id FROM jobs WHERE status = 'waiting' AND wake_at <= $1 \
+         ORDER BY wake_at, id FOR UPDATE SKIP LOCKED",
+    )
+    .bind(to_ms(now))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    wake(conn, &due, "wake_at reached", now).await
+}
+
+/// Moves every waiting job of `owner` that waits for `reason` to `queued`. Unlike
+/// [`wake_due`], nothing retries this later, so locked rows are waited for rather than skipped
+/// (in id order, so two concurrent wakes cannot deadlock); a row that stopped matching while we
+/// waited is left out by READ COMMITTED's re-check.
+pub(super) async fn wake_waiting(
+    conn: &mut PgConnection,
+    owner: &OwnerId,
+    reason: ErrorCode,
+    now: OffsetDateTime,
+) -> StoreResult<Vec<JobId>> {
+    let waiting = sqlx::query(
+        "SELECT id FROM jobs WHERE status = 'waiting' AND owner_id = $1 AND error_code = $2 \
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(owner.as_str())
+    .bind(reason.as_str())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let detail = format!("woken: {} cleared", reason.as_str());
+    wake(conn, &waiting, &detail, now).await
+}
+
+/// `waiting → queued` (eligible now) for each `id` row, through [`compare_and_set`] (which also
+/// notifies idle workers).
+async fn wake(
+    conn: &mut PgConnection,
+    rows: &[PgRow],
+    detail: &str,
+    now: OffsetDateTime,
+) -> StoreResult<Vec<JobId>> {
+    let mut woken = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = rows::parse_with(row, "id", JobId::parse)?;
+        let cas = Cas {
+            run_at: Some(now),
+            detail: Some(detail),
+            ..Cas::new(JobStatus::Waiting, JobStatus::Queued)
+        };
+        compare_and_set(conn, id, &cas, now).await?;
+        woken.push(id);
+    }
+    Ok(woken)
 }

@@ -29,6 +29,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         description: "keyword search",
         sql: include_str!("../../migrations/sqlite/0003_keyword_search.sql"),
     },
+    Migration {
+        version: 4,
+        description: "remote parsing, usage and budgets",
+        sql: include_str!("../../migrations/sqlite/0004_remote_parsing_usage_and_budgets.sql"),
+    },
 ];
 
 const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
