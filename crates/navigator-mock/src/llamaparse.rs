@@ -11,7 +11,8 @@
 //!
 //! When the upload named a `webhook_url`, the finished job is POSTed there as a
 //! [`wire::WebhookBody`] with the [`navigator_remote::webhook`] headers: a fresh delivery id,
-//! the timestamp, and (when a `webhook_secret` was given) the signature. One attempt per
+//! the timestamp, and (when a `webhook_secret` was given) the signature over
+//! `"{delivery_id}.{timestamp}.{body}"` ([`webhook::sign`]). One attempt per
 //! delivery; the client polls for anything lost.
 //!
 //! Faults: `fail_rate` (500) and `rate_limit_rate` (429 + `retry-after`) apply to every API call
@@ -545,7 +546,7 @@ async fn deliver(mock: &Mock, hook: Hook, body: &wire::WebhookBody) {
     let signature = hook
         .secret
         .as_deref()
-        .map(|secret| webhook::sign(secret, timestamp, &bytes));
+        .map(|secret| webhook::sign(secret, &delivery_id, timestamp, &bytes));
     for copy in 0..if duplicate { 2 } else { 1 } {
         let mut request = mock
             .http

@@ -202,6 +202,12 @@ async fn a_generated_pdf_round_trips_with_a_signed_webhook() {
         delivery.verify("another-secret"),
         Err(webhook::WebhookError::Forged)
     );
+    // The signature covers the delivery id: replaying it under a fresh id is forgery.
+    let replayed = Received {
+        id: format!("{}-replay", delivery.id),
+        ..delivery.clone()
+    };
+    assert_eq!(replayed.verify(SECRET), Err(webhook::WebhookError::Forged));
     let body = delivery.decoded();
     assert_eq!(body.id, id);
     assert_eq!(body.status, wire::STATUS_SUCCESS);

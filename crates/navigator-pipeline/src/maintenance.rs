@@ -13,6 +13,10 @@ use tracing::{info, warn};
 pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(10);
 /// How often embeddings no chunk uses any more are swept away.
 pub const ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(300);
+/// How long a parser callback's delivery id is remembered: twice the ±300 s timestamp window,
+/// so a replay is refused by its id or by its timestamp, whatever the clock skew between
+/// processes (up to 5 minutes).
+pub const WEBHOOK_DELIVERY_RETENTION: Duration = Duration::from_secs(600);
 
 /// Returns jobs whose lease expired (their worker died or hung) to `retrying`, so no job stays
 /// `running` longer than its lease plus one rescue interval; re-queues `waiting` jobs whose
@@ -63,6 +67,11 @@ pub async fn run_rescuer(
                 Ok(n) => info!(removed = n, "removed embeddings no chunk uses"),
                 Err(e) => warn!(error = %e, "orphan embedding sweep failed"),
             }
+            // Delivery ids only matter while a callback's timestamp is acceptable.
+            let cutoff = clock.now() - WEBHOOK_DELIVERY_RETENTION;
+            if let Err(e) = store.prune_webhook_deliveries(cutoff).await {
+                warn!(error = %e, "webhook delivery sweep failed");
+            }
             last_sweep = Some(std::time::Instant::now());
         }
         match store.rescue_expired(clock.now()).await {
@@ -76,18 +85,32 @@ pub async fn run_rescuer(
             Ok(_) => {}
             Err(e) => warn!(error = %e, "rescuer pass failed"),
         }
-        // Waiting jobs whose wake_at passed (a remote parse to poll, a budget to re-check).
-        match store.wake_due(clock.now()).await {
-            Ok(woken) if !woken.is_empty() => {
-                metrics::counter!("navigator_jobs_woken_total").increment(woken.len() as u64);
-                wake_workers.notify_waiters();
-            }
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "waking due jobs failed"),
-        }
+        wake_due_jobs(store.as_ref(), clock.as_ref(), &wake_workers).await;
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Re-queues waiting jobs whose `wake_at` passed (a remote parse to poll, a budget to re-check),
+/// a batch at a time until none is left.
+async fn wake_due_jobs(store: &dyn Store, clock: &dyn Clock, wake_workers: &Notify) {
+    loop {
+        match store.wake_due(clock.now()).await {
+            Ok(woken) => {
+                if !woken.is_empty() {
+                    metrics::counter!("navigator_jobs_woken_total").increment(woken.len() as u64);
+                    wake_workers.notify_waiters();
+                }
+                if woken.len() < navigator_store::WAKE_BATCH {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "waking due jobs failed");
+                return;
+            }
         }
     }
 }

@@ -134,34 +134,59 @@ pub async fn deliver(
         .parser
         .decode_delivery(body)
         .map_err(|e| DeliveryError::Malformed(e.to_string()))?;
+    if record.delivered_at.is_some() || delivery.provider_job_id != record.provider_job_id {
+        if !store
+            .record_webhook_delivery(delivery_id, job_id, now)
+            .await?
+        {
+            return Err(DeliveryError::Replayed);
+        }
+        debug!(job_id = %job_id, "late or superseded parser callback ignored");
+        return Ok(Delivered::AlreadyProcessed);
+    }
+    let job = store.get_job(&OwnerScope::All, job_id).await?;
+    match delivery.result {
+        RemoteParse::Pending => {}
+        RemoteParse::Done(pages) => {
+            accept_result(
+                pipeline,
+                &job,
+                &record.provider_job_id,
+                remote.parser.name(),
+                pages,
+            )
+            .await?;
+            wake(pipeline, job_id, now).await?;
+        }
+        // The worker polls the service, sees the failure and fails the job with its code.
+        RemoteParse::Failed(_) => wake(pipeline, job_id, now).await?,
+    }
+    // Recorded last: a delivery that failed half-way (a database or storage outage) can be sent
+    // again under the same id, and everything above is idempotent.
     if !store
         .record_webhook_delivery(delivery_id, job_id, now)
         .await?
     {
         return Err(DeliveryError::Replayed);
     }
-    if record.delivered_at.is_some() || delivery.provider_job_id != record.provider_job_id {
-        debug!(job_id = %job_id, "late or superseded parser callback ignored");
-        return Ok(Delivered::AlreadyProcessed);
-    }
-    let job = store.get_job(&OwnerScope::All, job_id).await?;
-    match delivery.result {
-        RemoteParse::Pending => return Ok(Delivered::AlreadyProcessed),
-        RemoteParse::Done(pages) => {
-            accept_result(pipeline, &job, remote.parser.name(), pages).await?;
-        }
-        // The worker polls the service, sees the failure and fails the job with its code.
-        RemoteParse::Failed(_) => {}
-    }
+    info!(job_id = %job_id, "parser callback accepted");
+    Ok(Delivered::Accepted)
+}
+
+async fn wake(
+    pipeline: &Pipeline,
+    job_id: JobId,
+    now: time::OffsetDateTime,
+) -> Result<(), DeliveryError> {
     let wake = Transition::new(JobStatus::Waiting, JobStatus::Queued).detail("parser callback");
-    match store.transition(job_id, wake, now).await {
+    match pipeline.store.transition(job_id, wake, now).await {
         Ok(_) => pipeline.wake.notify_waiters(),
-        // Already woken by its wake_at or a poll: the worker finds the result stored.
+        // Not waiting (a worker is polling it right now, or it already moved on): the worker
+        // that has it finds the result stored, or wakes it after parking it.
         Err(StoreError::StaleState { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    info!(job_id = %job_id, "parser callback accepted");
-    Ok(Delivered::Accepted)
+    Ok(())
 }
 
 /// Stores a remote parse result as the document's parsed artifact and marks the remote parse
@@ -170,6 +195,7 @@ pub async fn deliver(
 pub(crate) async fn accept_result(
     pipeline: &Pipeline,
     job: &JobRecord,
+    provider_job_id: &str,
     parser: &str,
     pages: Vec<ParsedPage>,
 ) -> Result<u32, DeliveryError> {
@@ -187,14 +213,21 @@ pub(crate) async fn accept_result(
     };
     let json = serde_json::to_vec(&parsed)
         .map_err(|_| DeliveryError::Malformed("result could not be serialised".to_owned()))?;
-    pipeline
-        .blobs
-        .put(&BlobKeys::parsed(job.document_id), Bytes::from(json))
-        .await?;
-    if store
-        .mark_remote_parse_delivered(job.id, pipeline.clock.now())
-        .await?
+    let key = BlobKeys::parsed(job.document_id);
+    pipeline.blobs.put(&key, Bytes::from(json)).await?;
+    let first = match store
+        .mark_remote_parse_delivered(job.id, provider_job_id, pipeline.clock.now())
+        .await
     {
+        Ok(first) => first,
+        Err(StoreError::NotFound) => {
+            // The document was deleted meanwhile (its remote parse went with it): leave no text.
+            pipeline.blobs.delete(&key).await?;
+            return Err(StoreError::NotFound.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if first {
         usage::record(
             store.as_ref(),
             &pipeline.usage,

@@ -74,6 +74,15 @@ impl ParserRunner {
         }
     }
 
+    /// Who is charged in the usage ledger (the key of `usage.prices`): `builtin` or the remote
+    /// service's name.
+    pub fn provider(&self) -> &str {
+        match self {
+            ParserRunner::Remote(remote) => remote.parser.name(),
+            _ => "builtin",
+        }
+    }
+
     async fn parse(&self, media: MediaType, bytes: Bytes) -> Result<ParsedDocument, ParseError> {
         match self {
             ParserRunner::InProcess { timeout } => {
@@ -134,6 +143,9 @@ pub struct WorkerSettings {
     /// How long an in-flight stage may keep running after shutdown is requested before it is
     /// abandoned and its job handed back.
     pub shutdown_grace: Duration,
+    /// Let a document reuse the parsed artifact of another owner's identical file (single-tenant
+    /// deployments); by default the parse cache is per owner.
+    pub shared_parse_cache: bool,
 }
 
 impl Default for WorkerSettings {
@@ -144,6 +156,7 @@ impl Default for WorkerSettings {
             retry: RetryPolicy::default(),
             embed_round: DEFAULT_EMBED_ROUND,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            shared_parse_cache: false,
         }
     }
 }
@@ -315,12 +328,8 @@ impl Worker {
             return self.finish_failed(&job, error, None).await;
         }
 
-        match p
-            .usage
-            .standing(p.store.as_ref(), &job.owner, p.clock.now())
-            .await
-        {
-            Ok(standing) if standing.hard_exceeded() => {
+        match self.over_hard_budget(&job).await {
+            Ok(true) => {
                 let until = p.clock.now() + p.usage.recheck;
                 return self
                     .wait(
@@ -331,8 +340,8 @@ impl Worker {
                     )
                     .await;
             }
-            Ok(_) => {}
-            Err(e) => return self.superseded_or_retry(&job, e.into()).await,
+            Ok(false) => {}
+            Err(e) => return self.superseded_or_retry(&job, e).await,
         }
 
         let lease_lost = CancellationToken::new();
@@ -412,6 +421,23 @@ impl Worker {
         }
     }
 
+    /// Whether the job is new work that the owner's hard budget holds back. Only work that has
+    /// not started is held: a job past its parse (or with a remote parse already paid for) runs
+    /// on, so nothing bought is thrown away.
+    async fn over_hard_budget(&self, job: &JobRecord) -> Result<bool, StageError> {
+        let p = &self.pipeline;
+        if job.stage != Stage::Parse
+            || (p.remote().is_some() && p.store.get_remote_parse(job.id).await?.is_some())
+        {
+            return Ok(false);
+        }
+        let standing = p
+            .usage
+            .standing(p.store.as_ref(), &job.owner, p.clock.now())
+            .await?;
+        Ok(standing.hard_exceeded())
+    }
+
     fn spawn_heartbeat(&self, job_id: JobId, lease_lost: CancellationToken) -> CancellationToken {
         let stop = CancellationToken::new();
         let stop_child = stop.clone();
@@ -459,9 +485,34 @@ impl Worker {
         match p.store.transition(job.id, change, p.clock.now()).await {
             Ok(_) => {
                 debug!(job_id = %job.id, stage = %job.stage, "job waiting");
+                self.wake_if_delivered(job).await;
                 JobOutcome::Waiting
             }
             Err(_) => JobOutcome::Superseded,
+        }
+    }
+
+    /// A callback that arrived while this worker was polling could not wake the job (it was not
+    /// waiting yet): look once more now that it is, so the result is not left until `wake_at`.
+    async fn wake_if_delivered(&self, job: &JobRecord) {
+        let p = &self.pipeline;
+        if job.stage != Stage::Parse || p.remote().is_none() {
+            return;
+        }
+        let delivered = matches!(
+            p.store.get_remote_parse(job.id).await,
+            Ok(Some(record)) if record.delivered_at.is_some()
+        );
+        if delivered {
+            let wake = Transition::new(JobStatus::Waiting, JobStatus::Queued)
+                .detail("remote result already delivered");
+            if p.store
+                .transition(job.id, wake, p.clock.now())
+                .await
+                .is_ok()
+            {
+                p.wake.notify_waiters();
+            }
         }
     }
 
@@ -579,21 +630,23 @@ impl Worker {
             .get_document(&OwnerScope::All, job.document_id)
             .await?;
         let parser = p.parser.name().to_owned();
-        if let Some(pages) = self.reuse_parsed(&document, &parser).await? {
+        // A job whose remote parse is already submitted (and paid for) takes its own result.
+        let submitted = p.remote().is_some() && p.store.get_remote_parse(job.id).await?.is_some();
+        if !submitted && let Some(pages) = self.reuse_parsed(&document, &parser).await? {
+            self.finish_parse(job, &parser, pages, progress).await?;
             usage::record(
                 p.store.as_ref(),
                 &p.usage,
                 p.clock.as_ref(),
                 Self::attribution(job),
                 UsageKind::Parse,
-                &parser,
+                p.parser.provider(),
                 Consumed {
                     saved_pages: u64::from(pages),
                     ..Consumed::default()
                 },
             )
             .await?;
-            self.finish_parse(job, &parser, pages, progress).await?;
             return Ok(StageDone::Next);
         }
         if let ParserRunner::Remote(remote) = &p.parser {
@@ -614,20 +667,20 @@ impl Worker {
         p.blobs
             .put(&BlobKeys::parsed(job.document_id), Bytes::from(json))
             .await?;
+        self.finish_parse(job, &parser, pages, progress).await?;
         usage::record(
             p.store.as_ref(),
             &p.usage,
             p.clock.as_ref(),
             Self::attribution(job),
             UsageKind::Parse,
-            &parser,
+            p.parser.provider(),
             Consumed {
                 pages: u64::from(pages),
                 ..Consumed::default()
             },
         )
         .await?;
-        self.finish_parse(job, &parser, pages, progress).await?;
         Ok(StageDone::Next)
     }
 
@@ -640,9 +693,12 @@ impl Worker {
         parser: &str,
     ) -> Result<Option<u32>, StageError> {
         let p = &self.pipeline;
+        // Per owner unless shared: reuse across owners tells one tenant (by its savings, or by
+        // speed) that another uploaded the same file.
+        let owner = (!p.settings.shared_parse_cache).then_some(&document.owner);
         let Some(source) = p
             .store
-            .find_parsed_duplicate(&document.sha256, parser, document.id)
+            .find_parsed_duplicate(&document.sha256, parser, document.id, owner)
             .await?
         else {
             return Ok(None);
@@ -735,20 +791,30 @@ impl Worker {
             return Ok(poll_later);
         };
         if record.delivered_at.is_none() {
-            if now - record.submitted_at > remote.timeout {
-                p.store.delete_remote_parse(job.id).await?;
-                return Err(StageError::new(
-                    ErrorCode::ParserTimeout,
-                    format!(
-                        "remote parser gave no result within {} s",
-                        remote.timeout.as_secs()
-                    ),
-                ));
-            }
             p.store.count_remote_parse_poll(job.id).await?;
-            let polled = remote.parser.poll(&record.provider_job_id).await?;
+            let polled = match remote.parser.poll(&record.provider_job_id).await {
+                Ok(polled) => polled,
+                Err(e) => {
+                    if !e.is_transient() {
+                        // The provider refuses to know the job (expired, key revoked): a retry
+                        // must submit afresh rather than poll a dead id.
+                        p.store.delete_remote_parse(job.id).await?;
+                    }
+                    return Err(e.into());
+                }
+            };
             self.record_calls(job, &parser, polled.calls).await?;
             match polled.value {
+                RemoteParse::Pending if now - record.submitted_at > remote.timeout => {
+                    p.store.delete_remote_parse(job.id).await?;
+                    return Err(StageError::new(
+                        ErrorCode::ParserTimeout,
+                        format!(
+                            "remote parser gave no result within {} s",
+                            remote.timeout.as_secs()
+                        ),
+                    ));
+                }
                 RemoteParse::Pending => return Ok(poll_later),
                 RemoteParse::Failed(reason) => {
                     // A retry submits afresh.
@@ -759,7 +825,7 @@ impl Worker {
                     ));
                 }
                 RemoteParse::Done(pages) => {
-                    remote::accept_result(p, job, &parser, pages).await?;
+                    remote::accept_result(p, job, &record.provider_job_id, &parser, pages).await?;
                 }
             }
         }

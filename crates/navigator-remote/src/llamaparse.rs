@@ -5,7 +5,9 @@
 //! - `POST {base_url}/api/v1/parsing/upload`, multipart: `file` (named `document.{ext}`),
 //!   `result_type=markdown`, and when callbacks are possible `webhook_url` plus Navigator's
 //!   extension field `webhook_secret` (services that do not sign callbacks ignore it; their
-//!   results then arrive by polling). Answer: `{"id", "status"}`.
+//!   results then arrive by polling). Answer: `{"id", "status"}`. The upload creates a billed
+//!   job, so it is retried in-call only after a 429 or a connect error
+//!   ([`Idempotency::CreatesResource`]); polls and result fetches retry normally.
 //! - `GET {base_url}/api/v1/parsing/job/{id}` → `{"id", "status": "PENDING" | "SUCCESS" |
 //!   "ERROR" | "CANCELED", "error_code"?}`.
 //! - `GET {base_url}/api/v1/parsing/job/{id}/result/json` → `{"pages": [{"page", "md",
@@ -16,7 +18,8 @@
 use crate::openai::{http_client, validate_base_url};
 use crate::parser::{Delivery, Metered, RemoteParse, RemoteParser, Submission};
 use crate::resilience::{
-    CallStats, DEFAULT_MAX_BODY_BYTES, RemoteError, Resilience, ResilienceSettings, SettingsError,
+    CallStats, DEFAULT_MAX_BODY_BYTES, Idempotency, RemoteError, Resilience, ResilienceSettings,
+    SettingsError,
 };
 use navigator_domain::MediaType;
 use navigator_parse::ParsedPage;
@@ -114,6 +117,7 @@ impl LlamaParseClient {
         self.resilience
             .call(
                 "result",
+                Idempotency::Idempotent,
                 0,
                 DEFAULT_MAX_BODY_BYTES,
                 || self.authorized(self.http.get(&url)),
@@ -247,16 +251,26 @@ impl RemoteParser for LlamaParseClient {
             }
             self.authorized(self.http.post(&url)).multipart(form)
         };
+        // The upload creates (and bills) a provider job: it is retried only when it certainly
+        // was not processed (429, connect error); after a timeout, a 5xx, a dropped connection
+        // or a malformed answer a job may exist, so the job-level retry decides instead.
         let (id, calls) = self
             .resilience
-            .call("upload", 0, 1024 * 1024, build, |body| {
-                let job: wire::Job =
-                    serde_json::from_slice(body).map_err(|e| json_error("upload answer", &e))?;
-                if !valid_job_id(&job.id) {
-                    return Err("upload answer has an invalid job id".into());
-                }
-                Ok(job.id)
-            })
+            .call(
+                "upload",
+                Idempotency::CreatesResource,
+                0,
+                1024 * 1024,
+                build,
+                |body| {
+                    let job: wire::Job = serde_json::from_slice(body)
+                        .map_err(|e| json_error("upload answer", &e))?;
+                    if !valid_job_id(&job.id) {
+                        return Err("upload answer has an invalid job id".into());
+                    }
+                    Ok(job.id)
+                },
+            )
             .await?;
         Ok(Metered { value: id, calls })
     }
@@ -270,6 +284,7 @@ impl RemoteParser for LlamaParseClient {
             .resilience
             .call(
                 "job",
+                Idempotency::Idempotent,
                 0,
                 1024 * 1024,
                 || self.authorized(self.http.get(&url)),

@@ -11,7 +11,7 @@
 //! `1s`, `6m0s`, `20ms`).
 
 use crate::resilience::{
-    self, BreakerState, CallStats, DEFAULT_MAX_BODY_BYTES, RemoteError, Resilience,
+    self, BreakerState, CallStats, DEFAULT_MAX_BODY_BYTES, Idempotency, RemoteError, Resilience,
     ResilienceSettings, SettingsError,
 };
 use navigator_embed::{BatchLimits, EmbedError, EmbedUsage, Embedded, Embedder, TokenCounter};
@@ -203,6 +203,8 @@ impl OpenAiEmbedder {
             .resilience
             .call(
                 "embeddings",
+                // Embedding the same texts twice costs twice but creates nothing.
+                Idempotency::Idempotent,
                 counted,
                 DEFAULT_MAX_BODY_BYTES,
                 build,

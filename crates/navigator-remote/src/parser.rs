@@ -7,8 +7,9 @@ use bytes::Bytes;
 use navigator_domain::MediaType;
 use navigator_parse::ParsedPage;
 
-/// Where and how the service should call back when the result is ready.
-#[derive(Debug, Clone)]
+/// Where and how the service should call back when the result is ready. Its `Debug` output
+/// never shows the secret.
+#[derive(Clone)]
 pub struct WebhookTarget {
     /// `{server.public_url}/v1/webhooks/parser/{job_id}`.
     pub url: String,
@@ -17,13 +18,33 @@ pub struct WebhookTarget {
 }
 
 /// A document to submit. No filename is sent: the service gets `document.{ext}` from the media
-/// type, so the client's filename never leaves Navigator.
-#[derive(Debug, Clone)]
+/// type, so the client's filename never leaves Navigator. Its `Debug` output shows the size of
+/// the document, never its bytes (nor the webhook secret).
+#[derive(Clone)]
 pub struct Submission {
     pub bytes: Bytes,
     pub media_type: MediaType,
     /// `None` when `server.public_url` is unset: the result is then collected by polling only.
     pub webhook: Option<WebhookTarget>,
+}
+
+impl std::fmt::Debug for WebhookTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookTarget")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Submission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submission")
+            .field("bytes", &format_args!("{} bytes", self.bytes.len()))
+            .field("media_type", &self.media_type)
+            .field("webhook", &self.webhook)
+            .finish()
+    }
 }
 
 /// The state of a submitted parse.
@@ -64,4 +85,40 @@ pub trait RemoteParser: Send + Sync + 'static {
     async fn poll(&self, provider_job_id: &str) -> Result<Metered<RemoteParse>, RemoteError>;
     /// Decodes a callback body. `Err(RemoteError::BadResponse)` when it breaks the contract.
     fn decode_delivery(&self, body: &[u8]) -> Result<Delivery, RemoteError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_shows_neither_the_secret_nor_the_document() {
+        let submission = Submission {
+            bytes: Bytes::from_static(b"%PDF-1.7 confidential contents"),
+            media_type: MediaType::Pdf,
+            webhook: Some(WebhookTarget {
+                url: "https://navigator.example/v1/webhooks/parser/j1".into(),
+                secret: "per-job-secret-0123456789".into(),
+            }),
+        };
+        for shown in [format!("{submission:?}"), format!("{submission:#?}")] {
+            assert!(!shown.contains("per-job-secret"), "{shown}");
+            assert!(!shown.contains("confidential"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+            assert!(shown.contains("30 bytes"), "{shown}");
+            assert!(
+                shown.contains("https://navigator.example/v1/webhooks/parser/j1"),
+                "{shown}"
+            );
+            assert!(shown.contains("Pdf"), "{shown}");
+        }
+        let polled = Submission {
+            webhook: None,
+            ..submission
+        };
+        assert_eq!(
+            format!("{polled:?}"),
+            "Submission { bytes: 30 bytes, media_type: Pdf, webhook: None }"
+        );
+    }
 }

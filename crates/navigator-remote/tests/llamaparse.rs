@@ -202,18 +202,80 @@ async fn broken_results_are_bad_responses() {
     assert_eq!(err, RemoteError::Rejected { status: 404 });
 }
 
+fn text_submission() -> Submission {
+    Submission {
+        bytes: Bytes::from_static(b"hello"),
+        media_type: MediaType::Text,
+        webhook: None,
+    }
+}
+
+fn uploads(server: &MockServer) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/api/v1/parsing/upload")
+        .count()
+}
+
+/// The upload creates (and bills) a provider job: when the provider may have created one, it is
+/// attempted once and the call fails.
 #[tokio::test]
-async fn an_upload_hitting_5xx_is_retried() {
-    let server = MockServer::start(provider(Arc::new(AtomicUsize::new(0)))).await;
-    server.enqueue(Reply::json(502, "{}"));
-    let submitted = client(&server)
-        .submit(Submission {
-            bytes: Bytes::from_static(b"hello"),
-            media_type: MediaType::Text,
-            webhook: None,
+async fn an_upload_that_may_have_created_a_job_is_never_retried() {
+    let cases: [(&str, Reply, ErrorCode); 4] = [
+        (
+            "500",
+            Reply::json(500, "{}"),
+            ErrorCode::UpstreamUnavailable,
+        ),
+        (
+            "503 with a short retry-after",
+            Reply::json(503, "{}").header("retry-after", "0"),
+            ErrorCode::UpstreamUnavailable,
+        ),
+        (
+            "2xx that fails validation",
+            Reply::json(200, r#"{"id":"../x","status":"PENDING"}"#),
+            ErrorCode::UpstreamBadResponse,
+        ),
+        (
+            "timeout",
+            Reply::json(200, r#"{"id":"job-42","status":"PENDING"}"#)
+                .delayed(Duration::from_millis(600)),
+            ErrorCode::UpstreamUnavailable,
+        ),
+    ];
+    for (name, reply, code) in cases {
+        let server = MockServer::start(provider(Arc::new(AtomicUsize::new(0)))).await;
+        server.enqueue(reply);
+        let client = LlamaParseClient::new(LlamaParseSettings {
+            base_url: server.url.clone(),
+            api_key: None,
+            resilience: ResilienceSettings {
+                request_timeout: Duration::from_millis(200),
+                backoff_base: Duration::from_millis(1),
+                backoff_cap: Duration::from_millis(10),
+                ..ResilienceSettings::default()
+            },
         })
-        .await
         .unwrap();
+        let err = client.submit(text_submission()).await.unwrap_err();
+        assert_eq!(err.code(), code, "{name}: {err:?}");
+        assert_eq!(uploads(&server), 1, "{name}: attempted once");
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limited_upload_is_retried_after_its_retry_after() {
+    let server = MockServer::start(provider(Arc::new(AtomicUsize::new(0)))).await;
+    server.enqueue(Reply::json(429, "{}").header("retry-after-ms", "50"));
+    let started = std::time::Instant::now();
+    let submitted = client(&server).submit(text_submission()).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(50),
+        "the Retry-After is honoured"
+    );
+    assert_eq!(submitted.value, "job-42");
     assert_eq!(
         submitted.calls,
         CallStats {
@@ -226,5 +288,38 @@ async fn an_upload_hitting_5xx_is_retried() {
     assert!(
         body_text(&requests[1]).contains("hello"),
         "the file is resent whole"
+    );
+}
+
+#[tokio::test]
+async fn polls_and_result_fetches_keep_retrying_transient_failures() {
+    let server = MockServer::start(provider(Arc::new(AtomicUsize::new(1)))).await;
+    server.enqueue(Reply::json(502, "{}"));
+    server.enqueue(
+        Reply::json(200, r#"{"id":"job-42","status":"PENDING"}"#)
+            .delayed(Duration::from_millis(600)),
+    );
+    server.enqueue(Reply::json(200, r#"{"id":"job-42","status":"SUCCESS"}"#));
+    server.enqueue(Reply::json(500, "{}"));
+    let client = LlamaParseClient::new(LlamaParseSettings {
+        base_url: server.url.clone(),
+        api_key: None,
+        resilience: ResilienceSettings {
+            request_timeout: Duration::from_millis(200),
+            backoff_base: Duration::from_millis(1),
+            backoff_cap: Duration::from_millis(10),
+            ..ResilienceSettings::default()
+        },
+    })
+    .unwrap();
+    let polled = client.poll("job-42").await.unwrap();
+    assert!(matches!(polled.value, RemoteParse::Done(ref p) if p.len() == 2));
+    assert_eq!(
+        polled.calls,
+        CallStats {
+            requests: 5,
+            retries: 3
+        },
+        "502, timeout, SUCCESS; then 500, result"
     );
 }

@@ -124,6 +124,7 @@ async fn requests_retries_outcomes_breaker_and_tokens_are_measured() {
     .await;
     server.enqueue(Reply::json(429, "{}").header("retry-after", "0"));
     server.enqueue(Reply::json(500, "{}"));
+    server.enqueue(Reply::json(500, "{}"));
     let embedder = OpenAiEmbedder::new(
         OpenAiSettings {
             base_url: server.url.clone(),
@@ -144,11 +145,13 @@ async fn requests_retries_outcomes_breaker_and_tokens_are_measured() {
     )
     .unwrap();
 
-    // 429 opens the breaker at threshold 1; the call ends there.
+    // A 429 is backpressure (it halves the concurrency limit but leaves the breaker closed);
+    // the 500 after it opens the breaker at threshold 1; the call ends there.
     let err = embedder.embed(&["a".to_string()]).await.unwrap_err();
-    assert_eq!(err.code(), navigator_domain::ErrorCode::UpstreamRateLimited);
+    assert_eq!(err.code(), navigator_domain::ErrorCode::UpstreamUnavailable);
 
     assert_eq!(capture.get(&requests("429")), 1.0);
+    assert_eq!(capture.get(&requests("5xx")), 1.0);
     assert_eq!(capture.get(&requests("circuit_open")), 1.0);
     assert_eq!(
         capture.get("navigator_external_breaker_state{service=openai}"),
@@ -162,6 +165,10 @@ async fn requests_retries_outcomes_breaker_and_tokens_are_measured() {
         capture.get(&per_operation(
             "navigator_external_request_duration_seconds"
         )),
+        2.0
+    );
+    assert_eq!(
+        capture.get(&per_operation("navigator_external_retries_total")),
         1.0
     );
 
@@ -183,11 +190,11 @@ async fn requests_retries_outcomes_breaker_and_tokens_are_measured() {
     )
     .unwrap();
     embedder.embed(&["a".to_string()]).await.unwrap();
-    assert_eq!(capture.get(&requests("5xx")), 1.0);
+    assert_eq!(capture.get(&requests("5xx")), 2.0);
     assert_eq!(capture.get(&requests("2xx")), 1.0);
     assert_eq!(
         capture.get(&per_operation("navigator_external_retries_total")),
-        1.0
+        2.0
     );
     assert_eq!(
         capture.get("navigator_external_tokens_total{service=openai}"),

@@ -137,6 +137,7 @@ impl App {
                 retry: workers.retry.policy(),
                 embed_round: navigator_pipeline::worker::DEFAULT_EMBED_ROUND,
                 shutdown_grace: config.server.shutdown_grace(),
+                shared_parse_cache: config.parser.share_cache_across_owners,
             },
             usage: usage_policy(&config),
             wake: wake.clone(),

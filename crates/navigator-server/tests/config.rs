@@ -600,7 +600,10 @@ fn remote_provider_prices_and_budgets_are_validated_with_their_key_paths() {
     ] {
         assert!(keys.contains(key), "no error for {key}: {errors}");
     }
-    assert!(!errors.to_string().contains("short"), "secrets are never quoted: {errors}");
+    assert!(
+        !errors.to_string().contains("short"),
+        "secrets are never quoted: {errors}"
+    );
 
     // Provider names are free-form keys of the price table.
     let config = load_ok(

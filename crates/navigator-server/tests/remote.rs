@@ -47,15 +47,88 @@ async fn wait_for_job_in_store(
     }
 }
 
-/// The same bytes uploaded by a second owner reuse the first owner's parsed artifact and
-/// vectors: the ledger charges the second owner nothing and records what the caches saved.
+/// Uploads `bytes` for `owner` behind the API (auth is off, so the API has one owner) and waits
+/// for its job.
+async fn ingest_as(app: &TestApp, owner: &OwnerId, bytes: &[u8]) -> navigator_store::Created {
+    let file = app.data_dir.path().join(format!("upload-{owner}.md"));
+    std::fs::write(&file, bytes).unwrap();
+    let created = navigator_pipeline::ingest::accept(
+        app.state.store.as_ref(),
+        &app.state.blobs,
+        navigator_pipeline::ingest::Upload {
+            owner: owner.clone(),
+            filename: "same.md".to_owned(),
+            declared_type: None,
+            file: &file,
+            bytes: bytes.len() as u64,
+            sha256: Sha256Hex::of(bytes),
+            metadata: json!({}),
+            idempotency_key: None,
+        },
+        app.state.clock.now(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !created.duplicate,
+        "another owner's upload is its own document"
+    );
+    app.state.wake.notify_waiters();
+    let job = wait_for_job_in_store(app, created.job.id).await;
+    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    created
+}
+
+async fn owner_totals(app: &TestApp, owner: &OwnerId) -> navigator_store::UsageTotals {
+    let now = app.state.clock.now();
+    let summary = app
+        .state
+        .store
+        .usage(
+            &OwnerScope::Owner(owner.clone()),
+            now - Duration::from_secs(3600),
+            now + Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.owners.len(), 1, "{summary:?}");
+    summary.owners[0].totals
+}
+
+const CACHE_PRICES: &str = "usage:\n  prices:\n    \"test/hash-384\": {usd_per_million_tokens: 1000}\n    builtin: {usd_per_page: 0.01}\n";
+
+/// By default the parse cache is per owner: another owner's identical file is parsed (and
+/// charged) again, so nobody learns what another tenant uploaded from their savings.
+#[tokio::test]
+async fn the_parse_cache_is_per_owner_by_default() {
+    let app = spawn_app_with(|yaml| format!("{yaml}{CACHE_PRICES}")).await;
+    let bytes = policy_markdown(8);
+    let first = app.upload_ok("policy.md", bytes.clone()).await;
+    app.wait_for_job(first["job_id"].as_str().unwrap()).await;
+    let other = OwnerId::parse("owner-c").unwrap();
+    ingest_as(&app, &other, &bytes).await;
+    let totals = owner_totals(&app, &other).await;
+    assert_eq!(totals.pages, 1, "{totals:?}");
+    assert_eq!(totals.saved_pages, 0, "{totals:?}");
+    assert_eq!(
+        totals.cost_micro_usd - (totals.tokens as i64) * 1000,
+        10_000,
+        "{totals:?}"
+    );
+    app.stop().await;
+}
+
+/// With the cache shared (single-tenant deployments), the same bytes uploaded by a second owner
+/// reuse the first owner's parsed artifact and vectors: the ledger charges the second owner
+/// nothing and records what the caches saved.
 #[tokio::test]
 async fn the_parse_and_embedding_caches_are_recorded_as_savings() {
-    let builtin = navigator_pipeline::worker::BUILTIN_PARSER;
     let app = spawn_app_with(|yaml| {
-        format!(
-            "{yaml}usage:\n  prices:\n    \"test/hash-384\": {{usd_per_million_tokens: 1000}}\n    \"{builtin}\": {{usd_per_page: 0.01}}\n"
-        )
+        let yaml = yaml.replace(
+            "embedder:",
+            "parser:\n  share_cache_across_owners: true\nembedder:",
+        );
+        format!("{yaml}{CACHE_PRICES}")
     })
     .await;
     let bytes = policy_markdown(7);
@@ -81,34 +154,9 @@ async fn the_parse_and_embedding_caches_are_recorded_as_savings() {
     );
     assert_eq!(usage["documents"][0]["document_id"], first["document_id"]);
 
-    // A second owner uploads the same bytes (behind the API: auth is off, so the API has one owner).
+    // A second owner uploads the same bytes.
     let other = OwnerId::parse("owner-b").unwrap();
-    let file = app.data_dir.path().join("upload.md");
-    std::fs::write(&file, &bytes).unwrap();
-    let created = navigator_pipeline::ingest::accept(
-        app.state.store.as_ref(),
-        &app.state.blobs,
-        navigator_pipeline::ingest::Upload {
-            owner: other.clone(),
-            filename: "same.md".to_owned(),
-            declared_type: None,
-            file: &file,
-            bytes: bytes.len() as u64,
-            sha256: Sha256Hex::of(&bytes),
-            metadata: json!({}),
-            idempotency_key: None,
-        },
-        app.state.clock.now(),
-    )
-    .await
-    .unwrap();
-    assert!(
-        !created.duplicate,
-        "another owner's upload is its own document"
-    );
-    app.state.wake.notify_waiters();
-    let job = wait_for_job_in_store(&app, created.job.id).await;
-    assert_eq!(job.status, JobStatus::Complete, "{job:?}");
+    let created = ingest_as(&app, &other, &bytes).await;
     let doc = app
         .state
         .store
@@ -118,31 +166,19 @@ async fn the_parse_and_embedding_caches_are_recorded_as_savings() {
     assert_eq!(doc.pages, Some(1));
     assert!(doc.chunks > 0);
 
-    let now = app.state.clock.now();
-    let summary = app
-        .state
-        .store
-        .usage(
-            &OwnerScope::Owner(other.clone()),
-            now - Duration::from_secs(3600),
-            now + Duration::from_secs(1),
-        )
-        .await
-        .unwrap();
-    assert_eq!(summary.owners.len(), 1, "{summary:?}");
-    let totals = &summary.owners[0].totals;
-    assert_eq!(totals.pages, 0, "the parse cache served it: {summary:?}");
-    assert_eq!(totals.saved_pages, 1, "{summary:?}");
+    let totals = owner_totals(&app, &other).await;
+    assert_eq!(totals.pages, 0, "the parse cache served it: {totals:?}");
+    assert_eq!(totals.saved_pages, 1, "{totals:?}");
     assert_eq!(
         totals.tokens, 0,
-        "every text was already embedded: {summary:?}"
+        "every text was already embedded: {totals:?}"
     );
-    assert_eq!(totals.saved_tokens, tokens, "{summary:?}");
-    assert_eq!(totals.cost_micro_usd, 0, "{summary:?}");
+    assert_eq!(totals.saved_tokens, tokens, "{totals:?}");
+    assert_eq!(totals.cost_micro_usd, 0, "{totals:?}");
     assert_eq!(
         totals.saved_cost_micro_usd,
         (tokens as f64 * 1000.0 + 0.01 * 1e6).round() as i64,
-        "{summary:?}"
+        "{totals:?}"
     );
     // The local owner's view is unchanged and never shows the other owner.
     let (_, usage) = app.get_json("/v1/usage?owner=owner-b").await;
@@ -556,15 +592,19 @@ async fn forged_stale_and_replayed_parser_callbacks_are_refused_and_change_nothi
         ("unsigned", None, body.clone()),
         (
             "wrong key",
-            Some(sign(&wrong_key, now, &body)),
+            Some(sign(&wrong_key, "forged-1", now, &body)),
             body.clone(),
         ),
         (
             "other job's secret",
-            Some(sign(&other_job, now, &body)),
+            Some(sign(&other_job, "forged-1", now, &body)),
             body.clone(),
         ),
-        ("tampered body", Some(sign(&secret, now, &body)), tampered),
+        (
+            "tampered body",
+            Some(sign(&secret, "forged-1", now, &body)),
+            tampered,
+        ),
     ] {
         let (status, problem) =
             send_callback(&app, &job_id, "forged-1", signature, now, &sent).await;
@@ -582,7 +622,7 @@ async fn forged_stale_and_replayed_parser_callbacks_are_refused_and_change_nothi
             &app,
             &job_id,
             "stale-1",
-            Some(sign(&secret, ts, &body)),
+            Some(sign(&secret, "stale-1", ts, &body)),
             ts,
             &body,
         )
@@ -596,7 +636,7 @@ async fn forged_stale_and_replayed_parser_callbacks_are_refused_and_change_nothi
         &app,
         &job_id,
         "delivery-1",
-        Some(sign(&secret, now, &body)),
+        Some(sign(&secret, "delivery-1", now, &body)),
         now,
         &body,
     )
@@ -615,19 +655,31 @@ async fn forged_stale_and_replayed_parser_callbacks_are_refused_and_change_nothi
         &app,
         &job_id,
         "delivery-1",
-        Some(sign(&secret, now, &body)),
+        Some(sign(&secret, "delivery-1", now, &body)),
         now,
         &body,
     )
     .await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["code"], "webhook_replayed");
-    // A late duplicate with a fresh id is harmless.
+    // Replayed under a fresh id: the id is signed too, so this is a forgery.
+    let (status, problem) = send_callback(
+        &app,
+        &job_id,
+        "delivery-9",
+        Some(sign(&secret, "delivery-1", now, &body)),
+        now,
+        &body,
+    )
+    .await;
+    assert_eq!(status, 401, "{problem}");
+    assert_eq!(problem["code"], "webhook_signature_invalid");
+    // A late duplicate with a fresh id (the provider re-sending) is harmless.
     let (status, answer) = send_callback(
         &app,
         &job_id,
         "delivery-2",
-        Some(sign(&secret, now, &body)),
+        Some(sign(&secret, "delivery-2", now, &body)),
         now,
         &body,
     )
@@ -653,7 +705,7 @@ async fn forged_stale_and_replayed_parser_callbacks_are_refused_and_change_nothi
         &app,
         &stranger,
         "delivery-3",
-        Some(sign(&stranger_secret, now, &body)),
+        Some(sign(&stranger_secret, "delivery-3", now, &body)),
         now,
         &body,
     )
@@ -814,4 +866,65 @@ async fn the_mocks_ship_in_the_binary() {
         let status = child.wait().unwrap();
         assert!(status.success(), "{service} exits 0 on SIGTERM: {status}");
     }
+}
+
+/// A hard budget holds only work that has not started: a document whose remote parse was
+/// already submitted (and paid for) is still polled and finished, while a new one waits.
+#[tokio::test]
+async fn a_hard_budget_never_strands_a_remote_parse_already_paid_for() {
+    let openai = start_openai(navigator_mock::openai::Knobs {
+        dimensions: 384,
+        ..Default::default()
+    })
+    .await;
+    // No callbacks: results arrive by polling only, a second apart.
+    let llamaparse = start_llamaparse(navigator_mock::llamaparse::Knobs {
+        undelivered_rate: 1.0,
+        latency_ms: 1500,
+        ..Default::default()
+    })
+    .await;
+    let app = spawn_remote_app(Remote {
+        port: support::free_port(),
+        openai: &openai.base_url(),
+        llamaparse: Some(&llamaparse.url()),
+        openai_extra: "",
+        llamaparse_extra: "    poll_interval_secs: 1\n",
+        extra: "usage:\n  budgets:\n    recheck_secs: 3600\n",
+        retry_max_attempts: 3,
+    })
+    .await;
+    let first = upload_markdown(&app, 1).await;
+    let first_id = first["job_id"].as_str().unwrap();
+    let waiting = wait_for_status(&app, first_id, "waiting").await;
+    assert!(
+        waiting["error"].is_null(),
+        "waiting on the parser, not the budget: {waiting}"
+    );
+    // The budget is spent (zero) while the parse is in flight.
+    let response = app
+        .http
+        .put(app.url("/v1/budgets/local"))
+        .json(&json!({"hard_usd": 0.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let second = upload_markdown(&app, 2).await;
+    let held = wait_for_status(&app, second["job_id"].as_str().unwrap(), "waiting").await;
+    assert_eq!(held["error"]["code"], "budget_exceeded", "{held}");
+    let done = app.wait_for_job(first_id).await;
+    assert_eq!(
+        done["status"], "complete",
+        "the paid-for parse finishes: {done}"
+    );
+    assert!(llamaparse.stats().job_polls > 0);
+    assert_eq!(
+        llamaparse.stats().uploads,
+        1,
+        "the held document was never sent"
+    );
+    app.stop().await;
+    openai.stop().await.unwrap();
+    llamaparse.stop().await.unwrap();
 }

@@ -113,11 +113,15 @@ macro_rules! store_conformance_tests {
             vector_search_respects_scope_and_document_filter,
             queue_stats_count_every_status_and_the_oldest_eligible_age,
             the_parse_cache_finds_a_live_copy_parsed_by_the_same_parser_for_any_owner,
+            an_owner_scoped_parse_cache_lookup_matches_only_that_owners_documents,
             remote_parses_are_upserted_delivered_once_polled_and_deleted,
+            a_superseded_submissions_result_does_not_mark_the_resubmission_delivered,
             deleting_a_document_forgets_its_remote_parse_and_keeps_the_history,
             webhook_deliveries_are_accepted_once_even_when_racing,
+            webhook_deliveries_received_before_the_cutoff_are_pruned,
             waiting_refunds_the_attempt_and_keeps_its_reason_until_queued,
             wake_due_wakes_only_due_waiting_jobs_and_records_events,
+            wake_due_wakes_every_due_job_oldest_first,
             wake_waiting_wakes_only_that_owners_jobs_waiting_for_that_reason,
             usage_is_summed_per_owner_and_document_within_the_window,
             owner_spend_sums_costs_since_a_time,
@@ -2018,7 +2022,7 @@ pub async fn the_parse_cache_finds_a_live_copy_parsed_by_the_same_parser_for_any
 
     assert_eq!(
         store
-            .find_parsed_duplicate(&sha, "remote-x", b_id)
+            .find_parsed_duplicate(&sha, "remote-x", b_id, None)
             .await
             .expect("lookup"),
         None,
@@ -2039,7 +2043,7 @@ pub async fn the_parse_cache_finds_a_live_copy_parsed_by_the_same_parser_for_any
     );
     assert_eq!(
         store
-            .find_parsed_duplicate(&sha, "remote-x", b_id)
+            .find_parsed_duplicate(&sha, "remote-x", b_id, None)
             .await
             .expect("lookup"),
         Some(a_id),
@@ -2047,7 +2051,7 @@ pub async fn the_parse_cache_finds_a_live_copy_parsed_by_the_same_parser_for_any
     );
     assert_eq!(
         store
-            .find_parsed_duplicate(&sha, "local", b_id)
+            .find_parsed_duplicate(&sha, "local", b_id, None)
             .await
             .expect("lookup"),
         None,
@@ -2055,7 +2059,7 @@ pub async fn the_parse_cache_finds_a_live_copy_parsed_by_the_same_parser_for_any
     );
     assert_eq!(
         store
-            .find_parsed_duplicate(&sha, "remote-x", a_id)
+            .find_parsed_duplicate(&sha, "remote-x", a_id, None)
             .await
             .expect("lookup"),
         None,
@@ -2063,7 +2067,7 @@ pub async fn the_parse_cache_finds_a_live_copy_parsed_by_the_same_parser_for_any
     );
     assert_eq!(
         store
-            .find_parsed_duplicate(&Sha256Hex::of(b"other bytes"), "remote-x", b_id)
+            .find_parsed_duplicate(&Sha256Hex::of(b"other bytes"), "remote-x", b_id, None)
             .await
             .expect("lookup"),
         None,
@@ -2077,7 +2081,7 @@ pub async fn the_parse_cache_finds_a_live_copy_parsed_by_the_same_parser_for_any
         .expect("parsed");
     assert_eq!(
         store
-            .find_parsed_duplicate(&sha, "local", a_id)
+            .find_parsed_duplicate(&sha, "local", a_id, None)
             .await
             .expect("lookup"),
         Some(b_id)
@@ -2089,13 +2093,71 @@ pub async fn the_parse_cache_finds_a_live_copy_parsed_by_the_same_parser_for_any
         .expect("delete");
     assert_eq!(
         store
-            .find_parsed_duplicate(&sha, "remote-x", b_id)
+            .find_parsed_duplicate(&sha, "remote-x", b_id, None)
             .await
             .expect("lookup"),
         None,
         "a deleted document is a miss"
     );
     assert_not_found(store.set_document_parsed(a_id, 3, "remote-x").await);
+}
+
+pub async fn an_owner_scoped_parse_cache_lookup_matches_only_that_owners_documents(
+    store: Arc<dyn Store>,
+) {
+    let (alice, bob, carol) = (owner("alice"), owner("bob"), owner("carol"));
+    let content = "the same contract, uploaded by three tenants";
+    let sha = Sha256Hex::of(content.as_bytes());
+    let a = create(&store, &alice, content, t0()).await.document.id;
+    let b = create(&store, &bob, content, at(1)).await.document.id;
+    let c = create(&store, &carol, content, at(2)).await.document.id;
+    for id in [a, c] {
+        store
+            .set_document_parsed(id, 4, "remote-x")
+            .await
+            .expect("parsed");
+    }
+    let lookup = |except: DocumentId, scope: Option<OwnerId>| {
+        let store = store.clone();
+        let sha = sha.clone();
+        async move {
+            store
+                .find_parsed_duplicate(&sha, "remote-x", except, scope.as_ref())
+                .await
+                .expect("lookup")
+        }
+    };
+
+    assert_eq!(
+        lookup(b, None).await,
+        Some(a),
+        "any owner: the earliest copy"
+    );
+    assert_eq!(
+        lookup(b, Some(bob.clone())).await,
+        None,
+        "scoped to bob: alice's and carol's copies are not reused"
+    );
+    assert_eq!(lookup(b, Some(alice.clone())).await, Some(a));
+    assert_eq!(
+        lookup(b, Some(carol.clone())).await,
+        Some(c),
+        "the owner filter, not just the earliest copy"
+    );
+    assert_eq!(
+        lookup(a, Some(alice.clone())).await,
+        None,
+        "the document itself is excluded"
+    );
+    assert_eq!(lookup(b, Some(owner("dave"))).await, None);
+    assert_eq!(
+        store
+            .find_parsed_duplicate(&sha, "local", b, Some(&alice))
+            .await
+            .expect("lookup"),
+        None,
+        "the parser still has to match"
+    );
 }
 
 fn remote_parse(created: &Created, provider_job_id: &str, submitted: i64) -> RemoteParseRecord {
@@ -2116,7 +2178,7 @@ pub async fn remote_parses_are_upserted_delivered_once_polled_and_deleted(store:
     let id = created.job.id;
 
     assert_eq!(store.get_remote_parse(id).await.expect("get"), None);
-    assert_not_found(store.mark_remote_parse_delivered(id, at(1)).await);
+    assert_not_found(store.mark_remote_parse_delivered(id, "prov-1", at(1)).await);
     assert_not_found(store.count_remote_parse_poll(id).await);
     store
         .delete_remote_parse(id)
@@ -2136,14 +2198,14 @@ pub async fn remote_parses_are_upserted_delivered_once_polled_and_deleted(store:
     assert_eq!(store.count_remote_parse_poll(id).await.expect("poll"), 2);
     assert!(
         store
-            .mark_remote_parse_delivered(id, at(10))
+            .mark_remote_parse_delivered(id, "prov-1", at(10))
             .await
             .expect("deliver"),
         "the first delivery sets it"
     );
     assert!(
         !store
-            .mark_remote_parse_delivered(id, at(11))
+            .mark_remote_parse_delivered(id, "prov-1", at(11))
             .await
             .expect("deliver again"),
         "a second delivery is refused"
@@ -2170,7 +2232,7 @@ pub async fn remote_parses_are_upserted_delivered_once_polled_and_deleted(store:
     assert_eq!(store.count_remote_parse_poll(id).await.expect("poll"), 1);
     assert!(
         store
-            .mark_remote_parse_delivered(id, at(21))
+            .mark_remote_parse_delivered(id, "prov-2", at(21))
             .await
             .expect("deliver")
     );
@@ -2179,11 +2241,91 @@ pub async fn remote_parses_are_upserted_delivered_once_polled_and_deleted(store:
     assert_eq!(store.get_remote_parse(id).await.expect("get"), None);
     store.delete_remote_parse(id).await.expect("idempotent");
     assert_not_found(store.count_remote_parse_poll(id).await);
-    assert_not_found(store.mark_remote_parse_delivered(id, at(30)).await);
+    assert_not_found(
+        store
+            .mark_remote_parse_delivered(id, "prov-2", at(30))
+            .await,
+    );
     assert_eq!(
         store.get_remote_parse(other.job.id).await.expect("get"),
         Some(untouched),
         "other jobs' rows are untouched"
+    );
+}
+
+pub async fn a_superseded_submissions_result_does_not_mark_the_resubmission_delivered(
+    store: Arc<dyn Store>,
+) {
+    let alice = owner("alice");
+    let created = create(&store, &alice, "resubmitted", t0()).await;
+    let other = create(&store, &alice, "same provider id elsewhere", t0()).await;
+    let id = created.job.id;
+    assert_not_found(store.mark_remote_parse_delivered(id, "prov-1", at(1)).await);
+
+    store
+        .put_remote_parse(&remote_parse(&created, "prov-1", 1))
+        .await
+        .expect("put");
+    // Another job whose submission happens to carry the same provider id.
+    let others = remote_parse(&other, "prov-2", 1);
+    store.put_remote_parse(&others).await.expect("put");
+    let resubmitted = remote_parse(&created, "prov-2", 5);
+    store
+        .put_remote_parse(&resubmitted)
+        .await
+        .expect("resubmit");
+
+    assert!(
+        !store
+            .mark_remote_parse_delivered(id, "prov-1", at(6))
+            .await
+            .expect("late result"),
+        "a late result of the superseded submission is refused"
+    );
+    assert_eq!(
+        store.get_remote_parse(id).await.expect("get"),
+        Some(resubmitted.clone()),
+        "and leaves the resubmission undelivered"
+    );
+
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.mark_remote_parse_delivered(id, "prov-2", at(7)).await
+        }));
+    }
+    let mut set = 0;
+    for task in tasks {
+        set += usize::from(task.await.expect("task").expect("deliver"));
+    }
+    assert_eq!(
+        set, 1,
+        "webhook and poll racing: exactly one delivery sets it"
+    );
+    assert!(
+        !store
+            .mark_remote_parse_delivered(id, "prov-1", at(8))
+            .await
+            .expect("late result after delivery")
+    );
+    assert_eq!(
+        store.get_remote_parse(id).await.expect("get"),
+        Some(RemoteParseRecord {
+            delivered_at: Some(at(7)),
+            ..resubmitted
+        })
+    );
+    assert_eq!(
+        store.get_remote_parse(other.job.id).await.expect("get"),
+        Some(others),
+        "only the job's own row is marked"
+    );
+    assert!(
+        store
+            .mark_remote_parse_delivered(other.job.id, "prov-2", at(9))
+            .await
+            .expect("deliver other")
     );
 }
 
@@ -2288,6 +2430,63 @@ pub async fn webhook_deliveries_are_accepted_once_even_when_racing(store: Arc<dy
             .record_webhook_delivery("d-race", id, at(5))
             .await
             .expect("after the race")
+    );
+}
+
+pub async fn webhook_deliveries_received_before_the_cutoff_are_pruned(store: Arc<dyn Store>) {
+    let created = create(&store, &owner("alice"), "webhooks to prune", t0()).await;
+    let id = created.job.id;
+    assert_eq!(
+        store
+            .prune_webhook_deliveries(at(1_000))
+            .await
+            .expect("prune nothing"),
+        0
+    );
+    for (delivery, secs) in [
+        ("d-old", 0),
+        ("d-older", -5),
+        ("d-edge", 100),
+        ("d-new", 700),
+    ] {
+        assert!(
+            store
+                .record_webhook_delivery(delivery, id, at(secs))
+                .await
+                .expect("record")
+        );
+    }
+    assert_eq!(
+        store
+            .prune_webhook_deliveries(at(100))
+            .await
+            .expect("prune"),
+        2,
+        "strictly before the cutoff"
+    );
+    assert_eq!(
+        store
+            .prune_webhook_deliveries(at(100))
+            .await
+            .expect("prune again"),
+        0
+    );
+    for (delivery, kept) in [("d-edge", true), ("d-new", true), ("d-old", false)] {
+        assert_eq!(
+            !store
+                .record_webhook_delivery(delivery, id, at(701))
+                .await
+                .expect("record again"),
+            kept,
+            "{delivery}: kept ids are still refused, pruned ones forgotten"
+        );
+    }
+    assert_eq!(
+        store
+            .prune_webhook_deliveries(at(10_000))
+            .await
+            .expect("prune all"),
+        3
     );
 }
 
@@ -2446,6 +2645,56 @@ pub async fn wake_due_wakes_only_due_waiting_jobs_and_records_events(store: Arc<
             .expect("wake")
             .is_empty()
     );
+}
+
+pub async fn wake_due_wakes_every_due_job_oldest_first(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    const { assert!(crate::WAKE_BATCH >= 3) };
+    let late = waiting_job(&store, &alice, "late", 1, Some(at(300)), None).await;
+    let early = waiting_job(&store, &alice, "early", 2, Some(at(100)), None).await;
+    let middle = waiting_job(&store, &alice, "middle", 3, Some(at(200)), None).await;
+    assert_eq!(
+        store.wake_due(at(1_000)).await.expect("wake"),
+        vec![early.job.id, middle.job.id, late.job.id],
+        "every due job, oldest wake_at first"
+    );
+    for created in [&early, &middle, &late] {
+        assert_eq!(job(&store, created).await.status, JobStatus::Queued);
+    }
+    assert!(store.wake_due(at(1_000)).await.expect("wake").is_empty());
+}
+
+/// Not stamped out by [`store_conformance_tests!`](crate::store_conformance_tests) (it makes
+/// [`crate::WAKE_BATCH`] + 1 waiting jobs): one `wake_due` call wakes a full batch, oldest
+/// `wake_at` first, and the next call wakes the rest.
+pub async fn wake_due_wakes_at_most_one_batch_per_call(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let total = crate::WAKE_BATCH + 1;
+    let mut ids = Vec::with_capacity(total);
+    for n in 0..total {
+        // Later jobs wake earlier, so the batch is not simply creation order.
+        let wake_at = at(10_000 - n as i64);
+        let created = waiting_job(
+            &store,
+            &alice,
+            &format!("batch {n}"),
+            1,
+            Some(wake_at),
+            None,
+        )
+        .await;
+        ids.push(created.job.id);
+    }
+    ids.reverse();
+    let first = store.wake_due(at(20_000)).await.expect("wake");
+    assert_eq!(first, ids[..crate::WAKE_BATCH], "one batch, oldest first");
+    let rest = store.wake_due(at(20_000)).await.expect("wake");
+    assert_eq!(
+        rest,
+        ids[crate::WAKE_BATCH..],
+        "the next call wakes the rest"
+    );
+    assert!(store.wake_due(at(20_000)).await.expect("wake").is_empty());
 }
 
 pub async fn wake_waiting_wakes_only_that_owners_jobs_waiting_for_that_reason(

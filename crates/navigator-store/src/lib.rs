@@ -37,6 +37,9 @@ use navigator_domain::{DocumentId, ErrorCode, JobId, JobStatus, OwnerId, Sha256H
 use std::time::Duration;
 use time::OffsetDateTime;
 
+/// The most jobs one [`Store::wake_due`] call wakes.
+pub const WAKE_BATCH: usize = 500;
+
 /// Which documents a caller may see: one owner's, or (operators, admins) everyone's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnerScope {
@@ -150,14 +153,22 @@ pub trait Store: Send + Sync + 'static {
         pages: u32,
         parser: &str,
     ) -> StoreResult<()>;
-    /// The parse cache lookup: a live document of *any* owner with the same sha256, already
-    /// parsed by `parser` (its page count is recorded), other than `except`. The earliest such
-    /// document when there are several.
+    /// The parse cache lookup: a live document with the same sha256, already parsed by `parser`
+    /// (its page count is recorded), other than `except`. The earliest such document when there
+    /// are several.
+    ///
+    /// `Some(owner)` restricts the match to that owner's documents; `None` matches any owner's.
+    /// Reusing another owner's parse tells the uploader (by its speed and saved cost) that
+    /// someone else uploaded the same file, so callers should scope to the uploader unless
+    /// cross-owner reuse is explicitly wanted. Note that an owner has at most one live document
+    /// per sha256 (see [`Store::create_document`]), so an owner-scoped lookup for that owner's
+    /// own document finds nothing. Both shapes are index lookups on both backends.
     async fn find_parsed_duplicate(
         &self,
         sha256: &Sha256Hex,
         parser: &str,
         except: DocumentId,
+        owner: Option<&OwnerId>,
     ) -> StoreResult<Option<DocumentId>>;
 
     // ---- remote parses and webhooks --------------------------------------------------------
@@ -166,12 +177,16 @@ pub trait Store: Send + Sync + 'static {
     /// job replaces the row (delivery and poll count included).
     async fn put_remote_parse(&self, record: &RemoteParseRecord) -> StoreResult<()>;
     async fn get_remote_parse(&self, job_id: JobId) -> StoreResult<Option<RemoteParseRecord>>;
-    /// Sets `delivered_at` if it is not set yet. Returns `true` only for the call that set it
-    /// (so a result delivered by webhook and by poll at once is processed once), `false` if it
-    /// was already delivered. `NotFound` if there is no row.
+    /// Sets `delivered_at` on the job's remote parse row if its `provider_job_id` matches and it
+    /// is not delivered yet. Returns `true` only for the call that set it (so a result delivered
+    /// by webhook and by poll at once is processed once); `false` if it was already delivered or
+    /// if `provider_job_id` is not the job's current submission (a late result of a superseded
+    /// submission, which must not mark the resubmission delivered). `NotFound` if the job has no
+    /// remote parse row.
     async fn mark_remote_parse_delivered(
         &self,
         job_id: JobId,
+        provider_job_id: &str,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
     /// Counts one status poll; returns the new count. `NotFound` if there is no row.
@@ -187,12 +202,22 @@ pub trait Store: Send + Sync + 'static {
         job_id: JobId,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
+    /// Forgets webhook delivery ids received strictly before `received_before`; returns how many
+    /// were removed. Callers pass `now - 10 minutes`: a delivery is only accepted within ±300 s
+    /// of its signed timestamp, so a replay of an id received more than 600 s ago is already
+    /// refused as stale and the id no longer needs to be remembered (the margin must also cover
+    /// clock skew between the processes that record and prune).
+    async fn prune_webhook_deliveries(&self, received_before: OffsetDateTime) -> StoreResult<u64>;
 
     // ---- waiting jobs ----------------------------------------------------------------------
 
-    /// Moves every `waiting` job whose `wake_at <= now` to `queued` with `run_at = now`,
-    /// recording an event each (detail "wake_at reached"); a compare-and-set like the rescuer.
-    /// Returns the woken ids.
+    /// Moves `waiting` jobs whose `wake_at <= now` to `queued` with `run_at = now`, recording an
+    /// event each (detail "wake_at reached"); a compare-and-set like the rescuer. Returns the
+    /// woken ids, oldest `wake_at` first.
+    ///
+    /// At most [`WAKE_BATCH`] jobs are woken per call (oldest `wake_at` first), so one sweep is
+    /// never one huge transaction. A result of exactly `WAKE_BATCH` ids means more may be due:
+    /// call again (the maintenance loop's next tick does).
     async fn wake_due(&self, now: OffsetDateTime) -> StoreResult<Vec<JobId>>;
     /// Moves every `waiting` job of `owner` that waits for `reason` (its error code) to `queued`
     /// with `run_at = now`, recording an event each (detail "woken: {reason} cleared"). Returns

@@ -31,7 +31,6 @@ use jobs::Cas;
 use navigator_domain::{DocumentId, ErrorCode, JobId, JobStatus, OwnerId, Sha256Hex, Stage};
 use rows::{
     budget_columns, chunk_columns, document_select, job_columns, remote_parse_columns, to_ms,
-    usage_sums,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -40,6 +39,43 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
+
+/// Statements whose plans matter, kept here so the plan tests check the very text that runs.
+mod queries {
+    use super::rows::usage_sums;
+
+    /// Uses the unique `documents_owner_sha256` (owner_id, sha256): at most one row matches,
+    /// so there is nothing to order (an `ORDER BY id` would invite a walk of the owner's
+    /// documents in id order instead).
+    pub(super) const PARSED_DUPLICATE_OF_OWNER: &str = "SELECT id FROM documents \
+         WHERE owner_id = $4 AND sha256 = $1 AND parser = $2 AND pages IS NOT NULL \
+         AND id <> $3";
+    /// Uses `documents_sha256_parser` (sha256, parser) WHERE pages IS NOT NULL.
+    pub(super) const PARSED_DUPLICATE_OF_ANY_OWNER: &str = "SELECT id FROM documents \
+         WHERE sha256 = $1 AND parser = $2 AND pages IS NOT NULL AND id <> $3 \
+         ORDER BY id LIMIT 1";
+    /// Uses `usage_ledger_owner_id_at` (owner_id, at).
+    pub(super) const USAGE_OF_OWNER: &str = concat!(
+        "SELECT owner_id, document_id, ",
+        usage_sums!(),
+        " FROM usage_ledger WHERE owner_id = $3 AND at >= $1 AND at < $2 \
+         GROUP BY owner_id, document_id"
+    );
+    /// Uses `usage_ledger_at` (at).
+    pub(super) const USAGE_OF_ALL: &str = concat!(
+        "SELECT owner_id, document_id, ",
+        usage_sums!(),
+        " FROM usage_ledger WHERE at >= $1 AND at < $2 GROUP BY owner_id, document_id"
+    );
+    /// Uses `webhook_deliveries_received_at`.
+    pub(super) const PRUNE_WEBHOOK_DELIVERIES: &str =
+        "DELETE FROM webhook_deliveries WHERE received_at < $1";
+    /// Uses `jobs_waiting_wake_at` (wake_at, id) WHERE status = 'waiting'; `$2` is
+    /// [`crate::WAKE_BATCH`]. Rows another sweep holds are skipped (it wakes them).
+    pub(super) const WAKE_DUE: &str = "SELECT id FROM jobs \
+         WHERE status = 'waiting' AND wake_at <= $1 \
+         ORDER BY wake_at, id LIMIT $2 FOR UPDATE SKIP LOCKED";
+}
 
 /// Connections per process.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -533,20 +569,27 @@ impl Store for PgStore {
         sha256: &Sha256Hex,
         parser: &str,
         except: DocumentId,
+        owner: Option<&OwnerId>,
     ) -> StoreResult<Option<DocumentId>> {
-        sqlx::query(
-            "SELECT id FROM documents \
-             WHERE sha256 = $1 AND parser = $2 AND pages IS NOT NULL AND id <> $3 \
-             ORDER BY id LIMIT 1",
-        )
-        .bind(sha256.as_str())
-        .bind(parser)
-        .bind(except.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?
-        .map(|row| rows::parse_with(&row, "id", DocumentId::parse))
-        .transpose()
+        // Two statements rather than `($4::text IS NULL OR owner_id = $4)`, so a generic plan
+        // of each still uses its index (see `queries`).
+        let query = match owner {
+            Some(owner) => sqlx::query(queries::PARSED_DUPLICATE_OF_OWNER)
+                .bind(sha256.as_str())
+                .bind(parser)
+                .bind(except.to_string())
+                .bind(owner.as_str()),
+            None => sqlx::query(queries::PARSED_DUPLICATE_OF_ANY_OWNER)
+                .bind(sha256.as_str())
+                .bind(parser)
+                .bind(except.to_string()),
+        };
+        query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .map(|row| rows::parse_with(&row, "id", DocumentId::parse))
+            .transpose()
     }
 
     async fn put_remote_parse(&self, record: &RemoteParseRecord) -> StoreResult<()> {
@@ -590,15 +633,19 @@ impl Store for PgStore {
     async fn mark_remote_parse_delivered(
         &self,
         job_id: JobId,
+        provider_job_id: &str,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
-        // A concurrent caller's UPDATE waits for the row lock, then re-checks `delivered_at IS
-        // NULL` against the committed row and updates nothing: exactly one caller sets it.
+        // A concurrent caller's UPDATE waits for the row lock, then re-checks `provider_job_id`
+        // and `delivered_at IS NULL` against the committed row (a resubmission may have
+        // replaced it meanwhile) and updates nothing: exactly one caller sets it.
         let set = sqlx::query(
-            "UPDATE remote_parses SET delivered_at = $1 WHERE job_id = $2 AND delivered_at IS NULL",
+            "UPDATE remote_parses SET delivered_at = $1 \
+             WHERE job_id = $2 AND provider_job_id = $3 AND delivered_at IS NULL",
         )
         .bind(to_ms(now))
         .bind(job_id.to_string())
+        .bind(provider_job_id)
         .execute(&self.pool)
         .await
         .map_err(db_err)?
@@ -663,6 +710,15 @@ impl Store for PgStore {
         Ok(inserted == 1)
     }
 
+    async fn prune_webhook_deliveries(&self, received_before: OffsetDateTime) -> StoreResult<u64> {
+        Ok(sqlx::query(queries::PRUNE_WEBHOOK_DELIVERIES)
+            .bind(to_ms(received_before))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected())
+    }
+
     async fn wake_due(&self, now: OffsetDateTime) -> StoreResult<Vec<JobId>> {
         let mut tx = self.begin().await?;
         let result = jobs::wake_due(&mut tx, now).await;
@@ -715,19 +771,18 @@ impl Store for PgStore {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> StoreResult<UsageSummary> {
-        let groups = sqlx::query(concat!(
-            "SELECT owner_id, document_id, ",
-            usage_sums!(),
-            " FROM usage_ledger \
-             WHERE ($1::text IS NULL OR owner_id = $1) AND at >= $2 AND at < $3 \
-             GROUP BY owner_id, document_id"
-        ))
-        .bind(scope.owner_param())
-        .bind(to_ms(from))
-        .bind(to_ms(to))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        // One statement per scope shape: a generic plan of `($1::text IS NULL OR owner_id = $1)`
+        // cannot use the (owner_id, at) index.
+        let query = match scope.owner() {
+            Some(owner) => sqlx::query(queries::USAGE_OF_OWNER)
+                .bind(to_ms(from))
+                .bind(to_ms(to))
+                .bind(owner.as_str()),
+            None => sqlx::query(queries::USAGE_OF_ALL)
+                .bind(to_ms(from))
+                .bind(to_ms(to)),
+        };
+        let groups = query.fetch_all(&self.pool).await.map_err(db_err)?;
         rows::usage_summary(&groups)
     }
 
@@ -1333,5 +1388,108 @@ impl Store for PgStore {
         let hits = search::vector(&mut tx, query, model, vector).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(hits)
+    }
+}
+
+/// The statements in [`queries`] can use their index in a *generic* plan (the one a prepared
+/// statement settles on after five executions), with sequential scans priced out so a small
+/// table's plan shows what the planner can do, not what is cheapest on a handful of rows.
+#[cfg(all(test, feature = "conformance"))]
+mod plan_tests {
+    use super::*;
+    use sqlx::{Connection, Row};
+
+    #[tokio::test]
+    async fn plan_sensitive_statements_use_their_index_in_generic_plans() {
+        let Some(admin) = crate::conformance::postgres_admin_url() else {
+            eprintln!("postgres not configured; skipping");
+            return;
+        };
+        let url = crate::conformance::fresh_postgres_database(&admin).await;
+        let store = PgStore::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let mut conn = PgConnection::connect(&url).await.expect("connect");
+        // Statistics of a ledger with many owners: on an empty, unanalysed table every index
+        // costs the same and the choice says nothing.
+        sqlx::raw_sql(
+            "INSERT INTO usage_ledger (owner_id, kind, provider, model, pages, tokens, requests, \
+             retries, cost_micro_usd, saved_pages, saved_tokens, saved_cost_micro_usd, at) \
+             SELECT 'owner-' || (g % 100), 'parse', 'p', 'm', 1, 0, 1, 0, 1, 0, 0, 0, g * 1000 \
+             FROM generate_series(1, 20000) g; \
+             ANALYZE usage_ledger",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("ledger rows");
+        sqlx::raw_sql("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
+            .execute(&mut conn)
+            .await
+            .expect("settings");
+        for (n, (sql, types, args, index)) in [
+            (
+                queries::PARSED_DUPLICATE_OF_OWNER,
+                "text, text, text, text",
+                "'x', 'p', 'id', 'alice'",
+                "documents_owner_sha256|documents_sha256_parser",
+            ),
+            (
+                queries::PARSED_DUPLICATE_OF_ANY_OWNER,
+                "text, text, text",
+                "'x', 'p', 'id'",
+                "documents_sha256_parser",
+            ),
+            (
+                queries::USAGE_OF_OWNER,
+                "bigint, bigint, text",
+                "1, 2, 'alice'",
+                "usage_ledger_owner_id_at",
+            ),
+            (
+                queries::USAGE_OF_ALL,
+                "bigint, bigint",
+                "1, 2",
+                "usage_ledger_at",
+            ),
+            (
+                queries::PRUNE_WEBHOOK_DELIVERIES,
+                "bigint",
+                "1",
+                "webhook_deliveries_received_at",
+            ),
+            (
+                queries::WAKE_DUE,
+                "bigint, bigint",
+                "1, 500",
+                "jobs_waiting_wake_at",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "PREPARE q{n} ({types}) AS {sql}"
+            )))
+            .execute(&mut conn)
+            .await
+            .expect("prepare");
+            let plan = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN EXECUTE q{n} ({args})"
+            )))
+            .fetch_all(&mut conn)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.get::<String, _>(0))
+            .collect::<Vec<_>>()
+            .join("\n");
+            assert!(
+                index.split('|').any(|i| {
+                    plan.contains(&format!("using {i} on "))
+                        || plan.contains(&format!("Bitmap Index Scan on {i} "))
+                }) && plan.contains("Index Cond")
+                    && !plan.contains("Seq Scan"),
+                "{sql}\nexpected an index scan of {index}, got:\n{plan}"
+            );
+        }
     }
 }

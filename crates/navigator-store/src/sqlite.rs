@@ -28,7 +28,6 @@ use jobs::Cas;
 use navigator_domain::{DocumentId, ErrorCode, JobId, JobStatus, OwnerId, Sha256Hex, Stage};
 use rows::{
     budget_columns, chunk_columns, document_select, job_columns, remote_parse_columns, to_ms,
-    usage_sums,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -39,6 +38,41 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
+
+/// Statements whose plans matter, kept here so the plan tests check the very text that runs.
+mod queries {
+    use super::rows::usage_sums;
+
+    /// Uses the unique `documents_owner_sha256` (owner_id, sha256): at most one row matches,
+    /// so there is nothing to order (an `ORDER BY id` would invite a walk of the owner's
+    /// documents in id order instead).
+    pub(super) const PARSED_DUPLICATE_OF_OWNER: &str = "SELECT id FROM documents \
+         WHERE owner_id = ?4 AND sha256 = ?1 AND parser = ?2 AND pages IS NOT NULL \
+         AND id <> ?3";
+    /// Uses `documents_sha256_parser` (sha256, parser) WHERE pages IS NOT NULL.
+    pub(super) const PARSED_DUPLICATE_OF_ANY_OWNER: &str = "SELECT id FROM documents \
+         WHERE sha256 = ?1 AND parser = ?2 AND pages IS NOT NULL AND id <> ?3 \
+         ORDER BY id LIMIT 1";
+    /// Uses `usage_ledger_owner_id_at` (owner_id, at).
+    pub(super) const USAGE_OF_OWNER: &str = concat!(
+        "SELECT owner_id, document_id, ",
+        usage_sums!(),
+        " FROM usage_ledger WHERE owner_id = ?3 AND at >= ?1 AND at < ?2 \
+         GROUP BY owner_id, document_id"
+    );
+    /// Uses `usage_ledger_at` (at).
+    pub(super) const USAGE_OF_ALL: &str = concat!(
+        "SELECT owner_id, document_id, ",
+        usage_sums!(),
+        " FROM usage_ledger WHERE at >= ?1 AND at < ?2 GROUP BY owner_id, document_id"
+    );
+    /// Uses `webhook_deliveries_received_at`.
+    pub(super) const PRUNE_WEBHOOK_DELIVERIES: &str =
+        "DELETE FROM webhook_deliveries WHERE received_at < ?1";
+    /// Uses `jobs_status_wake_at` (status, wake_at); `?2` is [`crate::WAKE_BATCH`].
+    pub(super) const WAKE_DUE: &str = "SELECT id FROM jobs \
+         WHERE status = 'waiting' AND wake_at <= ?1 ORDER BY wake_at, id LIMIT ?2";
+}
 
 /// How long a statement waits for another process's write lock before failing as transient.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -452,18 +486,22 @@ impl Store for SqliteStore {
         sha256: &Sha256Hex,
         parser: &str,
         except: DocumentId,
+        owner: Option<&OwnerId>,
     ) -> StoreResult<Option<DocumentId>> {
-        let id: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM documents \
-             WHERE sha256 = ?1 AND parser = ?2 AND pages IS NOT NULL AND id <> ?3 \
-             ORDER BY id LIMIT 1",
-        )
-        .bind(sha256.as_str())
-        .bind(parser)
-        .bind(except.to_string())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(db_err)?;
+        // Two statements rather than `(?4 IS NULL OR owner_id = ?4)`, so each has a plan that
+        // uses its index (see `queries`).
+        let query = match owner {
+            Some(owner) => sqlx::query_scalar(queries::PARSED_DUPLICATE_OF_OWNER)
+                .bind(sha256.as_str())
+                .bind(parser)
+                .bind(except.to_string())
+                .bind(owner.as_str()),
+            None => sqlx::query_scalar(queries::PARSED_DUPLICATE_OF_ANY_OWNER)
+                .bind(sha256.as_str())
+                .bind(parser)
+                .bind(except.to_string()),
+        };
+        let id: Option<String> = query.fetch_optional(&self.reader).await.map_err(db_err)?;
         id.map(|id| DocumentId::parse(&id).map_err(|e| rows::corrupt(format!("column id: {e}"))))
             .transpose()
     }
@@ -510,14 +548,17 @@ impl Store for SqliteStore {
     async fn mark_remote_parse_delivered(
         &self,
         job_id: JobId,
+        provider_job_id: &str,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let set = sqlx::query(
-            "UPDATE remote_parses SET delivered_at = ?1 WHERE job_id = ?2 AND delivered_at IS NULL",
+            "UPDATE remote_parses SET delivered_at = ?1 \
+             WHERE job_id = ?2 AND provider_job_id = ?3 AND delivered_at IS NULL",
         )
         .bind(to_ms(now))
         .bind(job_id.to_string())
+        .bind(provider_job_id)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?
@@ -585,6 +626,18 @@ impl Store for SqliteStore {
         Ok(inserted == 1)
     }
 
+    async fn prune_webhook_deliveries(&self, received_before: OffsetDateTime) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let removed = sqlx::query(queries::PRUNE_WEBHOOK_DELIVERIES)
+            .bind(to_ms(received_before))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(removed)
+    }
+
     async fn wake_due(&self, now: OffsetDateTime) -> StoreResult<Vec<JobId>> {
         let mut tx = self.begin().await?;
         let woken = jobs::wake_due(&mut tx, now).await?;
@@ -640,18 +693,18 @@ impl Store for SqliteStore {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> StoreResult<UsageSummary> {
-        let groups = sqlx::query(concat!(
-            "SELECT owner_id, document_id, ",
-            usage_sums!(),
-            " FROM usage_ledger WHERE (?1 IS NULL OR owner_id = ?1) AND at >= ?2 AND at < ?3 \
-             GROUP BY owner_id, document_id"
-        ))
-        .bind(scope.owner_param())
-        .bind(to_ms(from))
-        .bind(to_ms(to))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        // One statement per scope shape: `(?1 IS NULL OR owner_id = ?1)` would keep SQLite from
+        // using the (owner_id, at) index for a single owner.
+        let query = match scope.owner() {
+            Some(owner) => sqlx::query(queries::USAGE_OF_OWNER)
+                .bind(to_ms(from))
+                .bind(to_ms(to))
+                .bind(owner.as_str()),
+            None => sqlx::query(queries::USAGE_OF_ALL)
+                .bind(to_ms(from))
+                .bind(to_ms(to)),
+        };
+        let groups = query.fetch_all(&self.reader).await.map_err(db_err)?;
         rows::usage_summary(&groups)
     }
 
@@ -1179,5 +1232,67 @@ impl Store for SqliteStore {
         let hits = search::vector(&mut tx, query, model, vector).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(hits)
+    }
+}
+
+/// The statements in [`queries`] are index lookups (an empty database: SQLite plans from the
+/// schema alone, so a plan here is the plan without statistics).
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    async fn plan(store: &SqliteStore, sql: &str, args: &[&str]) -> String {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+        for arg in args {
+            query = match arg.parse::<i64>() {
+                Ok(n) => query.bind(n),
+                Err(_) => query.bind(*arg),
+            };
+        }
+        let rows = query.fetch_all(&store.reader).await.expect("explain");
+        rows.iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn plan_sensitive_statements_search_their_index() {
+        let store = SqliteStore::connect("sqlite::memory:")
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        let sha = "ab".repeat(32);
+        for (sql, args, index) in [
+            (
+                queries::PARSED_DUPLICATE_OF_OWNER,
+                &[sha.as_str(), "p", "id", "alice"][..],
+                "documents_owner_sha256|documents_sha256_parser",
+            ),
+            (
+                queries::PARSED_DUPLICATE_OF_ANY_OWNER,
+                &[sha.as_str(), "p", "id"][..],
+                "documents_sha256_parser",
+            ),
+            (
+                queries::USAGE_OF_OWNER,
+                &["1", "2", "alice"][..],
+                "usage_ledger_owner_id_at",
+            ),
+            (queries::USAGE_OF_ALL, &["1", "2"][..], "usage_ledger_at"),
+            (
+                queries::PRUNE_WEBHOOK_DELIVERIES,
+                &["1"][..],
+                "webhook_deliveries_received_at",
+            ),
+            (queries::WAKE_DUE, &["1", "500"][..], "jobs_status_wake_at"),
+        ] {
+            let plan = plan(&store, sql, args).await;
+            assert!(
+                plan.lines().any(|l| l.starts_with("SEARCH")
+                    && index.split('|').any(|i| l.contains(&format!("INDEX {i} ")))),
+                "{sql}\nexpected a search of {index}, got:\n{plan}"
+            );
+        }
     }
 }

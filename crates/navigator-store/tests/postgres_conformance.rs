@@ -288,3 +288,15 @@ async fn one_process_leads_maintenance_and_another_takes_over_when_it_goes() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn wake_due_wakes_at_most_one_batch_per_call() {
+    let Some(admin) = postgres_url() else {
+        eprintln!("postgres not configured; skipping");
+        return;
+    };
+    let url = fresh_database(&admin).await;
+    let store = PgStore::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    navigator_store::conformance::wake_due_wakes_at_most_one_batch_per_call(Arc::new(store)).await;
+}

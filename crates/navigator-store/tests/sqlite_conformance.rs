@@ -169,3 +169,12 @@ async fn an_in_memory_store_is_one_database_across_calls() {
         "each in-memory store is its own database"
     );
 }
+
+#[tokio::test]
+async fn wake_due_wakes_at_most_one_batch_per_call() {
+    let store = SqliteStore::connect("sqlite::memory:")
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    navigator_store::conformance::wake_due_wakes_at_most_one_batch_per_call(Arc::new(store)).await;
+}

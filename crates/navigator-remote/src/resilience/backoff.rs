@@ -4,20 +4,39 @@ use rand::Rng;
 use std::time::{Duration, SystemTime};
 
 /// Exponential backoff with full jitter: the n-th retry waits a uniformly random time in
-/// `[0, min(cap, base * 2^n)]`, unless the provider said how long to wait (then exactly that,
-/// capped at `cap`).
+/// `[0, min(cap, base * 2^n)]`, unless the provider said how long to wait: then exactly that,
+/// up to `max_retry_after` (which may exceed `cap`: the provider knows its own quota). A caller
+/// should not retry in-call at all when the provider asks for more than `max_retry_after`
+/// (see [`Backoff::honours`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     pub base: Duration,
+    /// Longest computed (jittered) wait.
     pub cap: Duration,
+    /// Longest provider-requested wait honoured in-call.
+    pub max_retry_after: Duration,
 }
 
 impl Backoff {
+    /// `max_retry_after` starts equal to `cap`; see [`Backoff::with_max_retry_after`].
     pub fn new(base: Duration, cap: Duration) -> Self {
+        let cap = cap.max(base);
         Self {
             base,
-            cap: cap.max(base),
+            cap,
+            max_retry_after: cap,
         }
+    }
+
+    /// The longest provider-requested wait honoured in-call.
+    pub fn with_max_retry_after(mut self, max_retry_after: Duration) -> Self {
+        self.max_retry_after = max_retry_after;
+        self
+    }
+
+    /// Whether a provider-requested wait is short enough to wait for in-call.
+    pub fn honours(&self, hint: Duration) -> bool {
+        hint <= self.max_retry_after
     }
 
     /// The wait before retry number `retry` (0 for the first retry).
@@ -28,7 +47,7 @@ impl Backoff {
     /// [`Backoff::delay`] with the random source given (for tests).
     pub fn delay_with(&self, retry: u32, hint: Option<Duration>, rng: &mut impl Rng) -> Duration {
         if let Some(hint) = hint {
-            return hint.min(self.cap);
+            return hint.min(self.max_retry_after);
         }
         let ceiling = self.ceiling(retry);
         if ceiling.is_zero() {
@@ -97,8 +116,9 @@ mod tests {
     }
 
     #[test]
-    fn a_provider_hint_is_used_as_is_but_capped() {
-        let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    fn a_provider_hint_is_used_as_is_beyond_the_cap_up_to_max_retry_after() {
+        let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
+            .with_max_retry_after(Duration::from_secs(120));
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let hint = Some(Duration::from_secs(3));
         assert_eq!(
@@ -108,6 +128,22 @@ mod tests {
         let hint = Some(Duration::from_secs(60));
         assert_eq!(
             backoff.delay_with(0, hint, &mut rng),
+            Duration::from_secs(60),
+            "a Retry-After over the backoff cap is honoured"
+        );
+        assert!(backoff.honours(Duration::from_secs(120)));
+        assert!(!backoff.honours(Duration::from_secs(121)));
+        let hint = Some(Duration::from_secs(600));
+        assert_eq!(
+            backoff.delay_with(0, hint, &mut rng),
+            Duration::from_secs(120)
+        );
+        // Computed waits stay under the cap.
+        assert!(backoff.delay_with(20, None, &mut rng) <= Duration::from_secs(10));
+        // Without a separate bound the cap applies to hints too.
+        let plain = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        assert_eq!(
+            plain.delay_with(0, Some(Duration::from_secs(60)), &mut rng),
             Duration::from_secs(10)
         );
     }

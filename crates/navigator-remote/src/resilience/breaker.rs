@@ -3,6 +3,11 @@
 //! Closed → open after `threshold` consecutive transient failures; while open every call fails
 //! fast without a request; after `open_for` the breaker is half-open and lets exactly one probe
 //! through: its success closes the breaker, its failure re-opens it.
+//!
+//! A 429 is backpressure, not failure ([`Verdict::Backpressure`]): the provider is up and asks
+//! us to slow down, which the rate limiter and the adaptive concurrency handle. It neither
+//! resets nor extends the failure streak; a probe answered with 429 decides nothing and frees
+//! the probe slot.
 
 use super::RemoteError;
 use super::metrics;
@@ -33,8 +38,10 @@ impl BreakerState {
 pub enum Verdict {
     /// The service answered (a 2xx, or a 4xx rejection of our request: it is up).
     Healthy,
-    /// 429, 5xx, timeout, connect error, bad response.
+    /// 5xx, timeout, connect error, bad response.
     Failure,
+    /// 429: the service is up but asks us to slow down. Counts neither way.
+    Backpressure,
 }
 
 #[derive(Debug)]
@@ -116,6 +123,12 @@ impl CircuitBreaker {
                 Inner::Closed { failures: 0 }
             }
             (Inner::HalfOpen { .. }, true, Verdict::Failure) => self.open(),
+            // Neither healthy nor failing: the next caller may probe (after the rate-limit
+            // pause the 429 set).
+            (Inner::HalfOpen { .. }, true, Verdict::Backpressure) => {
+                Inner::HalfOpen { probing: false }
+            }
+            (Inner::Closed { .. }, _, Verdict::Backpressure) => return,
             // A request let through before the breaker opened, finishing late: the probe
             // decides, not it.
             _ => return,
@@ -192,6 +205,32 @@ mod tests {
         assert_eq!(b.try_acquire().unwrap_err(), RemoteError::CircuitOpen);
         tokio::time::advance(Duration::from_secs(29)).await;
         assert_eq!(b.try_acquire().unwrap_err(), RemoteError::CircuitOpen);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backpressure_neither_opens_nor_resets_the_streak() {
+        let b = CircuitBreaker::new("test", 3, Duration::from_secs(30));
+        for _ in 0..50 {
+            b.try_acquire().unwrap().record(Verdict::Backpressure);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+        fail(&b);
+        fail(&b);
+        b.try_acquire().unwrap().record(Verdict::Backpressure); // does not reset
+        assert_eq!(b.state(), BreakerState::Closed);
+        fail(&b);
+        assert_eq!(b.state(), BreakerState::Open);
+
+        // A probe answered with 429 decides nothing and frees the slot.
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let probe = b.try_acquire().unwrap();
+        assert!(probe.is_probe());
+        probe.record(Verdict::Backpressure);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        let probe = b.try_acquire().unwrap();
+        assert!(probe.is_probe());
+        probe.record(Verdict::Healthy);
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,7 +1,11 @@
 //! Adaptive concurrency (AIMD): how many requests of one client may be in flight.
 //!
 //! Additive increase: `limit` successes under the latency target raise the limit by one.
-//! Multiplicative decrease: a 429, a timeout or a success over the latency target halves it.
+//! Multiplicative decrease: a 429, a timeout or a success over the latency target halves it,
+//! at most once per congestion event: every decrease starts a new generation, and an overload
+//! reported by a request sent before the last decrease (a sibling of the one that already
+//! caused it) is ignored. So when many in-flight requests hit the same overload together the
+//! limit halves once, not once per response.
 //! The limit stays within `[min, max]`.
 
 use super::metrics;
@@ -45,6 +49,8 @@ struct State {
     limit: usize,
     in_flight: usize,
     successes: usize,
+    /// Bumped by every decrease; permits remember the generation they were issued in.
+    generation: u64,
 }
 
 #[derive(Debug)]
@@ -72,6 +78,7 @@ impl AdaptiveLimiter {
                 limit,
                 in_flight: 0,
                 successes: 0,
+                generation: 0,
             }),
             freed: Notify::new(),
         }
@@ -98,6 +105,7 @@ impl AdaptiveLimiter {
                     return ConcurrencyPermit {
                         limiter: self,
                         signal: Signal::Neutral,
+                        generation: state.generation,
                     };
                 }
             }
@@ -109,7 +117,7 @@ impl AdaptiveLimiter {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn release(&self, signal: Signal) {
+    fn release(&self, signal: Signal, generation: u64) {
         let mut state = self.lock();
         state.in_flight -= 1;
         let before = state.limit;
@@ -121,9 +129,12 @@ impl AdaptiveLimiter {
                     state.limit = (state.limit + 1).min(self.max);
                 }
             }
+            // Sent before the last decrease: the same congestion event, already accounted for.
+            Signal::Success(_) | Signal::Overload if generation != state.generation => {}
             Signal::Success(_) | Signal::Overload => {
                 state.successes = 0;
                 state.limit = (state.limit / 2).max(self.min);
+                state.generation += 1;
             }
             Signal::Neutral => {}
         }
@@ -140,6 +151,7 @@ impl AdaptiveLimiter {
 pub struct ConcurrencyPermit<'a> {
     limiter: &'a AdaptiveLimiter,
     signal: Signal,
+    generation: u64,
 }
 
 impl ConcurrencyPermit<'_> {
@@ -150,7 +162,7 @@ impl ConcurrencyPermit<'_> {
 
 impl Drop for ConcurrencyPermit<'_> {
     fn drop(&mut self) {
-        self.limiter.release(self.signal);
+        self.limiter.release(self.signal, self.generation);
     }
 }
 
@@ -203,6 +215,38 @@ mod tests {
         finish(&l, Signal::Overload).await;
         assert_eq!(l.limit(), 2);
         assert_eq!(limiter(3, 1, 0).limit(), 3, "settings are clamped");
+    }
+
+    #[tokio::test]
+    async fn many_overloads_from_one_congestion_event_halve_the_limit_once() {
+        let l = limiter(1, 16, 8);
+        let mut permits = Vec::new();
+        for _ in 0..8 {
+            permits.push(l.acquire().await);
+        }
+        assert_eq!(l.in_flight(), 8);
+        for mut p in permits {
+            p.set_signal(Signal::Overload);
+        }
+        assert_eq!(l.limit(), 4, "halved once, not eight times");
+
+        // Slow successes of the same generation count as the same event too.
+        let mut old = Vec::new();
+        for _ in 0..4 {
+            old.push(l.acquire().await);
+        }
+        let mut first = old.pop().unwrap();
+        first.set_signal(Signal::Overload);
+        drop(first);
+        assert_eq!(l.limit(), 2);
+        for mut p in old {
+            p.set_signal(Signal::Success(Duration::from_secs(5)));
+        }
+        assert_eq!(l.limit(), 2);
+
+        // A request sent after the decrease that still sees overload is a new event.
+        finish(&l, Signal::Overload).await;
+        assert_eq!(l.limit(), 1);
     }
 
     #[tokio::test(start_paused = true)]

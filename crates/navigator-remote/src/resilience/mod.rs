@@ -12,6 +12,17 @@
 //! 5xx, timeouts and connect errors → `Unavailable`; other statuses → `Rejected` (never
 //! retried); a 2xx that does not decode or validate → `BadResponse`. Errors carry statuses and
 //! kinds only, never bodies, URLs or keys.
+//!
+//! Retries follow the call's [`Idempotency`]: an [`Idempotency::Idempotent`] call retries every
+//! transient failure; an [`Idempotency::CreatesResource`] call (one that creates, and may bill,
+//! something at the provider) retries only when the request certainly was not processed — a
+//! 429 or a connect error — and otherwise fails, leaving the retry to the caller's job level.
+//!
+//! A 429 is backpressure: it halves the concurrency limit and pauses the client for its
+//! `Retry-After`, but does not count toward opening the breaker. A provider's `Retry-After`
+//! (on a 429 or a 5xx) is honoured up to `max_retry_after`, which may exceed `backoff_cap`; a
+//! longer one ends the call at once with `RateLimited { retry_after: Some(..) }` so the caller
+//! can reschedule.
 
 pub mod backoff;
 pub mod breaker;
@@ -79,6 +90,19 @@ impl RemoteError {
     }
 }
 
+/// Whether a call may be repeated when its outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Idempotency {
+    /// Repeating the request is harmless (a read, or a computation like embeddings): every
+    /// transient failure is retried.
+    #[default]
+    Idempotent,
+    /// The request creates (and may bill) something at the provider, so it is retried only when
+    /// it certainly was not processed: a 429, or a connect error (no connection, nothing sent).
+    /// A timeout, a 5xx, a dropped connection or a 2xx that fails validation ends the call.
+    CreatesResource,
+}
+
 /// Settings in a client's configuration that are invalid (empty model, bad URL, ...).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid remote client settings: {0}")]
@@ -93,8 +117,11 @@ pub struct ResilienceSettings {
     pub max_attempts: u32,
     /// Backoff base. Default 500 ms.
     pub backoff_base: Duration,
-    /// Longest wait between attempts, also caps `Retry-After`. Default 30 s.
+    /// Longest computed wait between attempts. Default 30 s.
     pub backoff_cap: Duration,
+    /// Longest provider `Retry-After` waited for in-call (it may exceed `backoff_cap`). A longer
+    /// one ends the call with `RateLimited { retry_after: Some(..) }`. Default 120 s.
+    pub max_retry_after: Duration,
     /// Consecutive transient failures that open the breaker. Default 5.
     pub breaker_threshold: u32,
     /// How long the breaker stays open before a probe. Default 30 s.
@@ -114,6 +141,7 @@ impl Default for ResilienceSettings {
             max_attempts: 4,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(120),
             breaker_threshold: 5,
             breaker_open_for: Duration::from_secs(30),
             concurrency: ConcurrencySettings::default(),
@@ -144,6 +172,8 @@ enum Attempt<T> {
     Failed {
         error: RemoteError,
         hint: Option<Duration>,
+        /// The provider certainly did not process the request (429, connect error).
+        unprocessed: bool,
     },
 }
 
@@ -159,7 +189,8 @@ impl Resilience {
             ),
             limiter: AdaptiveLimiter::new(service, settings.concurrency),
             rate: RateLimiter::new(settings.requests_per_minute, settings.tokens_per_minute),
-            backoff: Backoff::new(settings.backoff_base, settings.backoff_cap),
+            backoff: Backoff::new(settings.backoff_base, settings.backoff_cap)
+                .with_max_retry_after(settings.max_retry_after),
             max_attempts: settings.max_attempts.max(1),
             request_timeout: settings.request_timeout,
         }
@@ -180,10 +211,11 @@ impl Resilience {
     /// Runs one logical call. `build` makes a fresh request for each attempt; `decode` turns a
     /// 2xx body into the value or says (content-free) why it breaks the contract. `tokens` is
     /// what one request costs against the tokens-per-minute bucket. Bodies over `max_body`
-    /// bytes are bad responses.
+    /// bytes are bad responses. `idempotency` decides which failures are retried.
     pub async fn call<T>(
         &self,
         operation: &'static str,
+        idempotency: Idempotency,
         tokens: u64,
         max_body: usize,
         build: impl Fn() -> reqwest::RequestBuilder,
@@ -216,8 +248,24 @@ impl Resilience {
                 .await
             {
                 Attempt::Done(value) => return Ok((value, stats)),
-                Attempt::Failed { error, hint } => {
-                    if !error.is_transient() {
+                Attempt::Failed {
+                    error,
+                    hint,
+                    unprocessed,
+                } => {
+                    if let Some(hint) = hint
+                        && !self.backoff.honours(hint)
+                    {
+                        // Longer than we wait in-call: the caller reschedules.
+                        return Err(RemoteError::RateLimited {
+                            retry_after: Some(hint),
+                        });
+                    }
+                    let retryable = match idempotency {
+                        Idempotency::Idempotent => error.is_transient(),
+                        Idempotency::CreatesResource => unprocessed,
+                    };
+                    if !retryable {
                         return Err(error);
                     }
                     last = Some((error, hint));
@@ -248,6 +296,7 @@ impl Resilience {
                 Attempt::Failed {
                     error: RemoteError::Unavailable("request timed out".into()),
                     hint: None,
+                    unprocessed: false,
                 },
             ),
             Ok(Err(Transport::Timeout)) => (
@@ -257,6 +306,7 @@ impl Resilience {
                 Attempt::Failed {
                     error: RemoteError::Unavailable("request timed out".into()),
                     hint: None,
+                    unprocessed: false,
                 },
             ),
             Ok(Err(Transport::Connect)) => (
@@ -266,6 +316,8 @@ impl Resilience {
                 Attempt::Failed {
                     error: RemoteError::Unavailable("connect error".into()),
                     hint: None,
+                    // No connection was made: nothing reached the provider.
+                    unprocessed: true,
                 },
             ),
             Ok(Err(Transport::Other)) => (
@@ -275,6 +327,7 @@ impl Resilience {
                 Attempt::Failed {
                     error: RemoteError::Unavailable("transport error".into()),
                     hint: None,
+                    unprocessed: false,
                 },
             ),
             Ok(Err(Transport::TooLarge)) => (
@@ -284,6 +337,7 @@ impl Resilience {
                 Attempt::Failed {
                     error: RemoteError::BadResponse(format!("response body over {max_body} bytes")),
                     hint: None,
+                    unprocessed: false,
                 },
             ),
             Ok(Ok(answer)) => {
@@ -305,20 +359,23 @@ impl Resilience {
                             Attempt::Failed {
                                 error: RemoteError::BadResponse(why),
                                 hint: None,
+                                unprocessed: false,
                             },
                         ),
                     }
                 } else if status == 429 {
                     if let Some(hint) = hint {
-                        self.rate.pause_for(hint.min(self.backoff.cap));
+                        self.rate.pause_for(hint.min(self.backoff.max_retry_after));
                     }
                     (
                         Outcome::RateLimited,
-                        Verdict::Failure,
+                        Verdict::Backpressure,
                         Signal::Overload,
                         Attempt::Failed {
                             error: RemoteError::RateLimited { retry_after: hint },
                             hint,
+                            // A rate-limited request is refused before it is processed.
+                            unprocessed: true,
                         },
                     )
                 } else if answer.status.is_server_error() {
@@ -329,6 +386,7 @@ impl Resilience {
                         Attempt::Failed {
                             error: RemoteError::Unavailable(format!("status {status}")),
                             hint,
+                            unprocessed: false,
                         },
                     )
                 } else {
@@ -339,6 +397,7 @@ impl Resilience {
                         Attempt::Failed {
                             error: RemoteError::Rejected { status },
                             hint: None,
+                            unprocessed: false,
                         },
                     )
                 }

@@ -72,6 +72,9 @@ parser:
   memory_mb: 1024
   # Run built-in parsers in a resource-limited child process.
   sandbox: true
+  # Reuse the parse of another owner's identical file (single-tenant deployments only: the
+  # savings would tell one tenant that another uploaded the same file).
+  share_cache_across_owners: false
   # (secret) Master secret for signing parser webhooks, at least 32 bytes; a remote parser
   # calls back only when this and server.public_url are set, else its results are polled.
   webhook_secret:
@@ -183,7 +186,7 @@ search:
 
 usage:
   # Prices by provider: an embedder model id (openai/text-embedding-3-small/1536) or a parser
-  # name (llamaparse), each with usd_per_million_tokens and/or usd_per_page. Unlisted: free.
+  # (llamaparse, builtin), each with usd_per_million_tokens and/or usd_per_page. Unlisted: free.
   # e.g. {"openai/text-embedding-3-small/1536": {usd_per_million_tokens: 0.02}, llamaparse: {usd_per_page: 0.003}}
   prices: {}
   budgets:

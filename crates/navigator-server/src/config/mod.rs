@@ -327,6 +327,9 @@ pub struct ParserConfig {
     pub memory_mb: u64,
     /// Run the built-in parsers in a resource-limited child process.
     pub sandbox: bool,
+    /// Let a document reuse the parse of another owner's identical file. Off by default: the
+    /// savings (and the speed) would tell one tenant that another uploaded the same file.
+    pub share_cache_across_owners: bool,
     /// Master secret the per-job webhook secrets are derived from (at least 32 bytes). Needed
     /// by a remote parser when `server.public_url` is set; without it results are polled.
     pub webhook_secret: Option<Secret>,
@@ -340,6 +343,7 @@ impl Default for ParserConfig {
             timeout_secs: DEFAULT_PARSER_TIMEOUT_SECS,
             memory_mb: DEFAULT_PARSER_MEMORY_MB,
             sandbox: DEFAULT_PARSER_SANDBOX,
+            share_cache_across_owners: false,
             webhook_secret: None,
             llamaparse: LlamaParseConfig::default(),
         }
@@ -702,8 +706,8 @@ pub const DEFAULT_BUDGET_RECHECK_SECS: u64 = 60;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UsageConfig {
-    /// Prices by provider: an embedder model id (`openai/text-embedding-3-small/1536`,
-    /// `local/all-MiniLM-L6-v2`) or a parser name (`llamaparse`, `builtin`). Unlisted: free.
+    /// Prices by provider: an embedder model id (`openai/text-embedding-3-small/1536`) or a
+    /// parser (`llamaparse`, `builtin`). Unlisted: free.
     pub prices: std::collections::BTreeMap<String, Price>,
     pub budgets: BudgetsConfig,
 }

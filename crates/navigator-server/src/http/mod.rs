@@ -60,9 +60,6 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
 }
 
-/// Largest parser callback accepted: it carries a whole document's text.
-const WEBHOOK_BODY_LIMIT: usize = 64 * 1024 * 1024;
-
 pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
@@ -83,7 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/search", post(search::search))
         .route(
             "/v1/webhooks/parser/{job_id}",
-            post(webhooks::parser_callback).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+            post(webhooks::parser_callback).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/usage", get(usage::usage))
         .route(

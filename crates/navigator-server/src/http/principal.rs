@@ -20,6 +20,9 @@ pub enum Role {
 pub struct Principal {
     pub owner: OwnerId,
     pub roles: Vec<Role>,
+    /// True only for the single principal of a deployment without authentication (never for an
+    /// authenticated caller, whatever its owner id).
+    pub unauthenticated_local: bool,
 }
 
 impl Principal {
@@ -27,12 +30,8 @@ impl Principal {
         Self {
             owner: OwnerId::local(),
             roles: vec![Role::Member],
+            unauthenticated_local: true,
         }
-    }
-
-    /// The single principal of a deployment without authentication.
-    pub fn is_local(&self) -> bool {
-        self.owner == OwnerId::local()
     }
 
     /// The rows this principal may see: its own, unless it holds an operator or admin role.

@@ -121,7 +121,7 @@ pub struct BudgetBody {
 /// its own (there is nobody else); issue 5's permissions replace this rule.
 fn may_manage(principal: &Principal, owner: &OwnerId) -> bool {
     matches!(principal.scope(), OwnerScope::All)
-        || (principal.is_local() && principal.owner == *owner)
+        || (principal.unauthenticated_local && principal.owner == *owner)
 }
 
 fn budget_view(owner: &OwnerId, soft: Option<i64>, hard: Option<i64>, own: bool) -> Value {

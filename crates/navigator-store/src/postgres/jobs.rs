@@ -249,20 +249,19 @@ pub(super) async fn rescue_expired(
     Ok(rescued)
 }
 
-/// Moves every waiting job whose `wake_at` has come to `queued`. Like the rescuer, rows another
+/// Moves up to [`crate::WAKE_BATCH`] waiting jobs whose `wake_at` has come to `queued`, oldest
+/// `wake_at` first. Like the rescuer, rows another
 /// transaction holds are skipped: the next sweep sees them if they still wait.
 pub(super) async fn wake_due(
     conn: &mut PgConnection,
     now: OffsetDateTime,
 ) -> StoreResult<Vec<JobId>> {
-    let due = sqlx::query(
-        "SELECT id FROM jobs WHERE status = 'waiting' AND wake_at <= $1 \
-         ORDER BY wake_at, id FOR UPDATE SKIP LOCKED",
-    )
-    .bind(to_ms(now))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    let due = sqlx::query(super::queries::WAKE_DUE)
+        .bind(to_ms(now))
+        .bind(i64::try_from(crate::WAKE_BATCH).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
     wake(conn, &due, "wake_at reached", now).await
 }
 

@@ -34,6 +34,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         description: "remote parsing, usage and budgets",
         sql: include_str!("../../migrations/sqlite/0004_remote_parsing_usage_and_budgets.sql"),
     },
+    Migration {
+        version: 5,
+        description: "webhook delivery pruning",
+        sql: include_str!("../../migrations/sqlite/0005_webhook_delivery_pruning.sql"),
+    },
 ];
 
 const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
