@@ -54,6 +54,8 @@ error_codes! {
     PayloadTooLarge => "payload_too_large", Permanent, 413;
     UnsupportedMediaType => "unsupported_media_type", Permanent, 415;
     MediaTypeMismatch => "media_type_mismatch", Permanent, 415;
+    // Too many requests from one principal; the response says when to retry.
+    RateLimited => "rate_limited", Transient, 429;
     ServiceUnavailable => "service_unavailable", Transient, 503;
     // Document errors (a job fails with these at once).
     CorruptDocument => "corrupt_document", Permanent, 422;

@@ -5,7 +5,7 @@
 //! against what the client declared, the original is stored, and the document and its job are
 //! created (or the owner's existing duplicate is returned).
 
-use crate::blob::{BlobError, BlobKeys, Blobs};
+use crate::vault::{BlobKind, DocumentBlobs, VaultError};
 use navigator_domain::{DocumentId, ErrorCode, JobId, MediaType, OwnerId, Sha256Hex};
 use navigator_store::{Created, NewDocument, Store, StoreError};
 use std::path::Path;
@@ -26,7 +26,7 @@ pub enum IngestError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Blob(#[from] BlobError),
+    Blob(#[from] VaultError),
     #[error("could not read the upload: {0}")]
     Io(String),
 }
@@ -104,10 +104,11 @@ pub fn decide_media_type(
     }
 }
 
-/// Stores the original and creates the document and its job (or returns the duplicate).
+/// Stores the original (sealed under the document's own data key) and creates the document and
+/// its job (or returns the duplicate).
 pub async fn accept(
     store: &dyn Store,
-    blobs: &Blobs,
+    blobs: &DocumentBlobs,
     upload: Upload<'_>,
     now: OffsetDateTime,
 ) -> Result<Created, IngestError> {
@@ -117,11 +118,10 @@ pub async fn accept(
         .map_err(|e| IngestError::Io(e.kind().to_string()))?;
     let filename = clean_filename(&upload.filename);
     let media_type = decide_media_type(&content, upload.declared_type, &filename)?;
-    drop(content);
 
     let id = DocumentId::new_v7();
-    let key = BlobKeys::original(id);
-    blobs.put_file(&key, &path).await?;
+    blobs.put(id, BlobKind::Original, &content).await?;
+    drop(content);
     let new = NewDocument {
         id,
         job_id: JobId::new_v7(),
@@ -136,13 +136,14 @@ pub async fn accept(
     let created = match store.create_document(new, now).await {
         Ok(created) => created,
         Err(e) => {
-            let _ = blobs.delete(&key).await;
+            let _ = blobs.delete_all(id).await;
             return Err(e.into());
         }
     };
     if created.duplicate {
-        // The existing document keeps its own original; this copy is not needed.
-        blobs.delete(&key).await?;
+        // The existing document keeps its own original; this copy is not needed. (Its data key
+        // row stays behind: a random key wrapping nothing, holding no content.)
+        blobs.delete_all(id).await?;
     }
     Ok(created)
 }

@@ -6,10 +6,9 @@
 //! While the service works the job is `waiting` (no worker or lease is held); a delivery moves it
 //! back to `queued`, and so does its `wake_at` when no delivery came, to poll.
 
-use crate::blob::{BlobError, BlobKeys};
 use crate::usage::{self, Attribution, Consumed};
+use crate::vault::{BlobKind, VaultError};
 use crate::worker::Pipeline;
-use bytes::Bytes;
 use navigator_domain::{ErrorCode, JobId, JobStatus};
 use navigator_parse::{ParsedDocument, ParsedPage};
 use navigator_remote::parser::{RemoteParse, RemoteParser, WebhookTarget};
@@ -93,7 +92,7 @@ pub enum DeliveryError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Blob(#[from] BlobError),
+    Blob(#[from] VaultError),
 }
 
 impl DeliveryError {
@@ -213,8 +212,10 @@ pub(crate) async fn accept_result(
     };
     let json = serde_json::to_vec(&parsed)
         .map_err(|_| DeliveryError::Malformed("result could not be serialised".to_owned()))?;
-    let key = BlobKeys::parsed(job.document_id);
-    pipeline.blobs.put(&key, Bytes::from(json)).await?;
+    pipeline
+        .blobs
+        .put(job.document_id, BlobKind::Parsed, &json)
+        .await?;
     let first = match store
         .mark_remote_parse_delivered(job.id, provider_job_id, pipeline.clock.now())
         .await
@@ -222,7 +223,7 @@ pub(crate) async fn accept_result(
         Ok(first) => first,
         Err(StoreError::NotFound) => {
             // The document was deleted meanwhile (its remote parse went with it): leave no text.
-            pipeline.blobs.delete(&key).await?;
+            pipeline.blobs.delete_all(job.document_id).await?;
             return Err(StoreError::NotFound.into());
         }
         Err(e) => return Err(e.into()),

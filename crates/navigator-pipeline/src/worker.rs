@@ -8,10 +8,11 @@
 //! [`Worker::run_one`] claims and runs one job and is what tests drive directly; [`Worker::run`]
 //! loops it until shutdown.
 
-use crate::blob::{BlobError, BlobKeys, Blobs};
+use crate::blob::BlobError;
 use crate::chunk::{CHUNKER_NAME, CHUNKER_VERSION, ChunkerConfig, chunk_document};
 use crate::remote::{self, DeliveryError, RemoteParsing};
 use crate::usage::{self, Attribution, Consumed, UsagePolicy};
+use crate::vault::{BlobKind, DocumentBlobs, VaultError};
 use bytes::Bytes;
 use futures::StreamExt;
 use navigator_domain::error_code::Retryability;
@@ -110,7 +111,7 @@ impl ParserRunner {
 /// Everything a worker needs; shared by all workers of a process.
 pub struct Pipeline {
     pub store: Arc<dyn Store>,
-    pub blobs: Blobs,
+    pub blobs: DocumentBlobs,
     pub embedder: Arc<dyn Embedder>,
     pub parser: ParserRunner,
     pub chunker: ChunkerConfig,
@@ -215,6 +216,12 @@ impl From<BlobError> for StageError {
 impl From<ParseError> for StageError {
     fn from(e: ParseError) -> Self {
         // ParseError messages are content-free by construction.
+        StageError::new(e.code(), e.to_string())
+    }
+}
+
+impl From<VaultError> for StageError {
+    fn from(e: VaultError) -> Self {
         StageError::new(e.code(), e.to_string())
     }
 }
@@ -652,7 +659,7 @@ impl Worker {
         if let ParserRunner::Remote(remote) = &p.parser {
             return self.parse_remotely(job, &document, remote, progress).await;
         }
-        let bytes = p.blobs.get(&BlobKeys::original(job.document_id)).await?;
+        let bytes = p.blobs.get(job.document_id, BlobKind::Original).await?;
         if bytes.is_empty() {
             return Err(ParseError::Empty.into());
         }
@@ -665,7 +672,7 @@ impl Worker {
             )
         })?;
         p.blobs
-            .put(&BlobKeys::parsed(job.document_id), Bytes::from(json))
+            .put(job.document_id, BlobKind::Parsed, &json)
             .await?;
         self.finish_parse(job, &parser, pages, progress).await?;
         usage::record(
@@ -703,16 +710,19 @@ impl Worker {
         else {
             return Ok(None);
         };
-        let raw = match p.blobs.get(&BlobKeys::parsed(source)).await {
+        let raw = match p.blobs.get(source, BlobKind::Parsed).await {
             Ok(raw) => raw,
             // Deleted meanwhile: parse it ourselves.
-            Err(BlobError::NotFound) => return Ok(None),
+            Err(VaultError::Blob(BlobError::NotFound) | VaultError::KeyDestroyed) => {
+                return Ok(None);
+            }
             Err(e) => return Err(e.into()),
         };
         let Ok(parsed) = serde_json::from_slice::<ParsedDocument>(&raw) else {
             return Ok(None);
         };
-        p.blobs.put(&BlobKeys::parsed(document.id), raw).await?;
+        // Sealed again under this document's own key.
+        p.blobs.put(document.id, BlobKind::Parsed, &raw).await?;
         metrics::counter!("navigator_parse_cache_hits_total").increment(1);
         debug!(document_id = %document.id, source = %source, "reused a parsed artifact");
         Ok(Some(parsed.pages.len() as u32))
@@ -735,7 +745,7 @@ impl Worker {
             .await
         {
             if matches!(e, StoreError::NotFound) {
-                p.blobs.delete(&BlobKeys::parsed(job.document_id)).await?;
+                p.blobs.delete_all(job.document_id).await?;
             }
             return Err(e.into());
         }
@@ -763,7 +773,7 @@ impl Worker {
         };
         let record = p.store.get_remote_parse(job.id).await?;
         let Some(record) = record.filter(|r| r.parser == parser) else {
-            let bytes = p.blobs.get(&BlobKeys::original(job.document_id)).await?;
+            let bytes = p.blobs.get(job.document_id, BlobKind::Original).await?;
             if bytes.is_empty() {
                 return Err(ParseError::Empty.into());
             }
@@ -829,7 +839,7 @@ impl Worker {
                 }
             }
         }
-        let raw = p.blobs.get(&BlobKeys::parsed(job.document_id)).await?;
+        let raw = p.blobs.get(job.document_id, BlobKind::Parsed).await?;
         let parsed: ParsedDocument = serde_json::from_slice(&raw).map_err(|_| {
             StageError::new(ErrorCode::IntegrityError, "parsed artifact unreadable")
         })?;
@@ -865,7 +875,7 @@ impl Worker {
 
     async fn chunk(&self, job: &JobRecord, progress: &mut Progress) -> Result<(), StageError> {
         let p = &self.pipeline;
-        let raw = p.blobs.get(&BlobKeys::parsed(job.document_id)).await?;
+        let raw = p.blobs.get(job.document_id, BlobKind::Parsed).await?;
         // serde's message can quote the artifact's text: keep only where it broke.
         let parsed: ParsedDocument = serde_json::from_slice(&raw).map_err(|e| {
             StageError::new(

@@ -4,9 +4,11 @@
 //! [`App::build`] is what `main` and the tests both call (tests bind port 0 and read the real
 //! address back from [`Running::addr`]).
 
-use crate::config::{AuthMode, BlobLocation, Config, DatabaseKind, EmbedderKind, ParserKind};
+use crate::config::{BlobLocation, Config, DatabaseKind, EmbedderKind, ParserKind};
 use crate::http::{self, ApiLimits, AppState};
-use anyhow::{Context, bail};
+use anyhow::Context;
+use navigator_crypto::audit::AuditKey;
+use navigator_crypto::keyring::LocalKeyring;
 use navigator_domain::{Clock, SystemClock};
 use navigator_embed::Embedder;
 use navigator_parse::sandbox::SandboxLimits;
@@ -14,6 +16,7 @@ use navigator_pipeline::blob::Blobs;
 use navigator_pipeline::chunk::ChunkerConfig;
 use navigator_pipeline::remote::{Callbacks, RemoteParsing};
 use navigator_pipeline::usage::{Price, PriceTable, UsagePolicy, usd_to_micro};
+use navigator_pipeline::vault::{DocumentBlobs, DocumentKeys};
 use navigator_pipeline::worker::{ParserRunner, Pipeline, Worker, WorkerSettings};
 use navigator_store::Store;
 use navigator_store::sqlite::SqliteStore;
@@ -52,11 +55,12 @@ pub struct App {
     pub config: Config,
     pub state: AppState,
     pub pipeline: Arc<Pipeline>,
+    /// Seals and verifies the audit chain (also anchors its head).
+    pub audit_key: AuditKey,
 }
 
 impl App {
     pub async fn build(config: Config, options: BuildOptions) -> anyhow::Result<App> {
-        check_supported(&config)?;
         // First, so that components built below can register their metrics (the breaker gauges).
         let metrics = crate::telemetry::prometheus();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -81,6 +85,19 @@ impl App {
             };
             Blobs::from_location(&location, &settings).context("could not open the blob store")?
         };
+        let (keyring, audit_key) = open_keyring(&config)?;
+        let document_keys = Arc::new(DocumentKeys::new(
+            store.clone(),
+            keyring,
+            clock.clone(),
+            Duration::from_secs(config.encryption.key_cache_secs),
+        ));
+        let blobs = DocumentBlobs::new(blobs, document_keys);
+        let audit: Arc<dyn crate::audit::AuditSink> = Arc::new(crate::audit::Auditor::new(
+            store.clone(),
+            audit_key.clone(),
+            clock.clone(),
+        ));
         let embedder = build_embedder(&config).await?;
         let upload_dir = config.data_dir.join("tmp");
         std::fs::create_dir_all(&upload_dir)
@@ -159,11 +176,20 @@ impl App {
             wake,
             shutdown,
             pipeline: pipeline.clone(),
+            audit,
+            auth: Arc::new(http::auth::Authenticator::from_config(&config.auth)?),
+            rate_limits: Arc::new(crate::http::rate_limit::RateLimiter::new(
+                crate::http::rate_limit::RateLimits {
+                    uploads_per_minute: config.server.rate_limits.uploads_per_minute,
+                    searches_per_minute: config.server.rate_limits.searches_per_minute,
+                },
+            )),
         };
         Ok(App {
             config,
             state,
             pipeline,
+            audit_key,
         })
     }
 
@@ -182,6 +208,12 @@ impl App {
             let worker = Worker::new(format!("{process}-{n}"), self.pipeline.clone());
             tasks.spawn(worker.run(self.state.shutdown.clone()));
         }
+        tasks.spawn(anchor_audit_log(
+            self.state.store.clone(),
+            self.audit_key.clone(),
+            self.config.audit_anchor_file(),
+            self.state.shutdown.clone(),
+        ));
         tasks.spawn(navigator_pipeline::maintenance::run_rescuer(
             self.state.store.clone(),
             self.state.clock.clone(),
@@ -193,6 +225,23 @@ impl App {
 
     /// Binds the API (and workers unless `with_workers` is false) and returns a handle.
     pub async fn start(self, listen: SocketAddr, with_workers: bool) -> anyhow::Result<Running> {
+        // TLS first: a bad certificate or key fails the start before anything listens.
+        let tls = match self.config.server.tls.files() {
+            Some((cert_path, key_path)) => {
+                crate::tls::install_crypto_provider();
+                let rustls = crate::tls::load_server_config(cert_path, key_path)
+                    .context("server.tls: could not load the certificate and key")?;
+                Some((
+                    rustls,
+                    crate::tls::TlsFiles {
+                        cert_path: cert_path.to_owned(),
+                        key_path: key_path.to_owned(),
+                        reload_interval: self.config.server.tls.reload_interval(),
+                    },
+                ))
+            }
+            None => None,
+        };
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("could not listen on {listen}"))?;
@@ -204,12 +253,28 @@ impl App {
         let shutdown = self.state.shutdown.clone();
         let router = http::router(self.state.clone());
         let server_shutdown = shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
+        let https = tls.is_some();
+        let server = match tls {
+            Some((rustls, files)) => {
+                let router = crate::tls::with_hsts(router, self.config.server.hsts_max_age_secs);
+                tokio::spawn(crate::tls::serve(
+                    listener,
+                    router,
+                    rustls,
+                    files,
+                    server_shutdown,
+                ))
+            }
+            None => tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
                 .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
                 .await
-        });
-        tracing::info!(%addr, workers = with_workers, "navigator listening");
+            }),
+        };
+        tracing::info!(%addr, workers = with_workers, tls = https, "navigator listening");
         Ok(Running {
             addr,
             shutdown,
@@ -298,7 +363,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 idle_in_transaction_timeout: Duration::from_secs(
                     pool.idle_in_transaction_timeout_secs,
                 ),
+                tls_mode: pg_tls_mode(config.database.tls.mode),
+                tls_ca_path: config.database.tls.ca_path.clone(),
             };
+            // sqlx builds its rustls client configuration from the process default.
+            crate::tls::install_crypto_provider();
             let store = navigator_store::postgres::PgStore::connect_with(
                 config.database_url().expose(),
                 &settings,
@@ -307,6 +376,18 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             .context("could not connect to PostgreSQL (database.url)")?;
             Ok(Arc::new(store))
         }
+    }
+}
+
+fn pg_tls_mode(mode: crate::config::DatabaseTlsMode) -> navigator_store::postgres::PgTlsMode {
+    use crate::config::DatabaseTlsMode as Config;
+    use navigator_store::postgres::PgTlsMode as Store;
+    match mode {
+        Config::Disable => Store::Disable,
+        Config::Prefer => Store::Prefer,
+        Config::Require => Store::Require,
+        Config::VerifyCa => Store::VerifyCa,
+        Config::VerifyFull => Store::VerifyFull,
     }
 }
 
@@ -444,6 +525,68 @@ fn resilience_settings(
     }
 }
 
+/// How often the audit chain's head is anchored outside the database.
+pub const AUDIT_ANCHOR_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Keeps the anchor file at the audit chain's head (see [`crate::audit::write_anchor`]), so a
+/// log whose tail is cut off fails `navigator audit verify`. At most
+/// [`AUDIT_ANCHOR_INTERVAL`] of entries are unanchored at any time.
+async fn anchor_audit_log(
+    store: Arc<dyn Store>,
+    key: AuditKey,
+    path: PathBuf,
+    shutdown: CancellationToken,
+) {
+    let mut after = 0;
+    loop {
+        match crate::audit::write_anchor(store.as_ref(), &key, &path, after).await {
+            Ok(Some((seq, _))) => after = seq,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not anchor the audit log"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(AUDIT_ANCHOR_INTERVAL) => {}
+        }
+    }
+}
+
+/// The key-encryption keys (from `encryption.keys`, else the keyring file, created on first
+/// start) and the audit chain's key (`audit.hmac_key`, else the keyring file's).
+pub fn open_keyring(config: &Config) -> anyhow::Result<(Arc<LocalKeyring>, AuditKey)> {
+    let encryption = &config.encryption;
+    let from_file = encryption.keys.is_empty();
+    let keyring = if from_file {
+        let path = config.keyring_file();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("could not create {}", dir.display()))?;
+        }
+        LocalKeyring::load_or_create(&path)
+            .with_context(|| format!("could not open the keyring {}", path.display()))?
+    } else {
+        let keys = encryption
+            .keys
+            .iter()
+            .map(|(id, key)| (id.clone(), key.expose().to_owned()))
+            .collect();
+        LocalKeyring::from_config(keys, encryption.active_key.clone()).context("encryption.keys")?
+    };
+    let audit_key = match &config.audit.hmac_key {
+        Some(key) if !key.is_empty() => {
+            AuditKey::new(key.expose().as_bytes().to_vec()).context("audit.hmac_key")?
+        }
+        _ => keyring.audit_key().cloned().with_context(|| {
+            if from_file {
+                "the keyring file has no audit key; set audit.hmac_key".to_owned()
+            } else {
+                "audit.hmac_key is required when encryption.keys is set".to_owned()
+            }
+        })?,
+    };
+    Ok((Arc::new(keyring), audit_key))
+}
+
 /// Prices and budgets from `usage.*`.
 pub fn usage_policy(config: &Config) -> UsagePolicy {
     let usage = &config.usage;
@@ -466,20 +609,6 @@ pub fn usage_policy(config: &Config) -> UsagePolicy {
         default_soft_micro_usd: usage.budgets.soft_usd.map(usd_to_micro),
         default_hard_micro_usd: usage.budgets.hard_usd.map(usd_to_micro),
         recheck: Duration::from_secs(usage.budgets.recheck_secs),
-    }
-}
-
-/// Refuses configurations this build cannot honour, so nobody runs with a setting silently
-/// ignored (above all `auth.mode: jwt`, which would otherwise serve without authentication).
-pub fn check_supported(config: &Config) -> anyhow::Result<()> {
-    let mut problems = Vec::new();
-    if config.auth.mode != AuthMode::None {
-        problems.push("auth.mode: jwt is not supported by this build yet; refusing to start rather than serve without authentication");
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        bail!("{}", problems.join("\n"))
     }
 }
 

@@ -85,6 +85,21 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Key-encryption keys: rotate, re-wrap data keys, status.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// The tamper-evident audit log: verify the chain, export it.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// API keys for services: create (shown once), list, revoke.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
     /// Run a mock external service (for tests and local development; needs no configuration).
     Mock {
         #[command(subcommand)]
@@ -93,6 +108,54 @@ pub enum Command {
     /// Internal: run one parse in a sandboxed child process (stdin → stdout).
     #[command(name = PARSE_SANDBOX_SUBCOMMAND, hide = true)]
     ParseSandbox,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Add a new key-encryption key to the keyring file and make it the one new data keys use
+    /// (restart running processes to pick it up, then run `keys rewrap`).
+    Rotate,
+    /// Re-wrap every data key not wrapped by the active key-encryption key (safe while serving).
+    Rewrap {
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+    },
+    /// How many data keys each key-encryption key wraps.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the whole chain (and the anchored head); names the first broken link and exits 2.
+    Verify,
+    /// Print the log as JSON lines.
+    Export {
+        /// Entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApikeyCommand {
+    /// Create a key; the secret is printed once and stored only as a hash.
+    Create {
+        /// The owner the key acts for.
+        #[arg(long)]
+        owner: String,
+        /// Roles, comma-separated (e.g. service,member).
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+        /// Days until it expires (0: never).
+        #[arg(long, default_value_t = 90)]
+        expires_in_days: u32,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List keys (ids, owners, roles, state; never secrets).
+    List,
+    /// Revoke a key at once.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -281,6 +344,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 None => config.server.listen,
             };
             let app = App::build(config, BuildOptions::default()).await?;
+            record_config_load(&app, "serve").await?;
             let running = app.start(listen, !no_workers).await?;
             println!("navigator listening on http://{}", running.addr);
             running.run_until_signal().await?;
@@ -288,6 +352,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Worker => {
             let app = App::build(config, BuildOptions::default()).await?;
+            record_config_load(&app, "worker").await?;
             let mut tasks = JoinSet::new();
             app.spawn_workers(&mut tasks);
             crate::app::wait_for_signal().await;
@@ -358,8 +423,268 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keys { command } => keys(config, command).await,
+        Command::Audit { command } => audit(config, command).await,
+        Command::Apikey { command } => apikey(config, command).await,
         Command::ParseSandbox | Command::Mock { .. } => {
             unreachable!("handled before the configuration is loaded")
+        }
+    }
+}
+
+/// Records which configuration a service started with: the SHA-256 of its redacted form (the
+/// values themselves stay out of the log; secrets are never in it).
+async fn record_config_load(app: &App, process: &str) -> anyhow::Result<()> {
+    let redacted = config::redacted_yaml(&app.config);
+    app.state
+        .audit
+        .record(console_event(
+            crate::audit::Action::ConfigLoad,
+            "config",
+            None,
+            serde_json::json!({
+                "process": process,
+                "sha256": hex::encode(Sha256::digest(redacted.as_bytes())),
+                "version": env!("CARGO_PKG_VERSION"),
+            }),
+        ))
+        .await
+        .context("could not write to the audit log")?;
+    Ok(())
+}
+
+/// An audit trail for commands run by an operator at the console.
+fn console_auditor(
+    store: std::sync::Arc<dyn navigator_store::Store>,
+    key: navigator_crypto::audit::AuditKey,
+) -> crate::audit::Auditor {
+    crate::audit::Auditor::new(
+        store,
+        key,
+        std::sync::Arc::new(navigator_domain::SystemClock),
+    )
+}
+
+fn console_event(
+    action: crate::audit::Action,
+    resource_type: &'static str,
+    resource_id: Option<String>,
+    details: serde_json::Value,
+) -> crate::audit::AuditEvent {
+    crate::audit::AuditEvent {
+        actor: "console".to_owned(),
+        action,
+        resource_type,
+        resource_id,
+        outcome: "success".to_owned(),
+        request_id: None,
+        source_ip: None,
+        details,
+    }
+}
+
+async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    use crate::audit::AuditSink;
+    if let KeysCommand::Rotate = command {
+        if !config.encryption.keys.is_empty() {
+            eprintln!(
+                "navigator: keys come from encryption.keys; add a key there and set encryption.active_key"
+            );
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+        let path = config.keyring_file();
+        let id = navigator_crypto::keyring::LocalKeyring::rotate_file(&path)
+            .with_context(|| format!("could not rotate {}", path.display()))?;
+        let (_, audit_key) = crate::app::open_keyring(&config)?;
+        let store = crate::app::open_store(&config).await?;
+        store.migrate().await?;
+        console_auditor(store, audit_key)
+            .record(console_event(
+                crate::audit::Action::KeysRotate,
+                "kek",
+                Some(id.clone()),
+                serde_json::json!({}),
+            ))
+            .await?;
+        println!("new key-encryption key {id} is active for new data keys");
+        println!("restart running processes, then run `navigator keys rewrap`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = crate::app::open_store(&config).await?;
+    store.migrate().await?;
+    let (keyring, audit_key) = crate::app::open_keyring(&config)?;
+    match command {
+        KeysCommand::Rotate => unreachable!("handled above"),
+        KeysCommand::Status => {
+            println!("active key-encryption key: {}", {
+                use navigator_crypto::keyring::KeyProvider;
+                keyring.active_key_id()
+            });
+            for (kek, count) in store.count_data_keys_by_kek().await? {
+                println!("{kek:<40} {count:>10} data keys");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Rewrap { batch } => {
+            let keys = navigator_pipeline::vault::DocumentKeys::new(
+                store.clone(),
+                keyring,
+                std::sync::Arc::new(navigator_domain::SystemClock),
+                Duration::from_secs(1),
+            );
+            let report = keys.rewrap(batch).await?;
+            console_auditor(store, audit_key)
+                .record(console_event(
+                    crate::audit::Action::KeysRewrap,
+                    "data_keys",
+                    None,
+                    serde_json::json!({"rewrapped": report.rewrapped, "skipped": report.skipped}),
+                ))
+                .await?;
+            println!(
+                "re-wrapped {} data keys ({} changed meanwhile; run again to finish them)",
+                report.rewrapped, report.skipped
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    let store = crate::app::open_store(&config).await?;
+    store.migrate().await?;
+    match command {
+        AuditCommand::Export { after } => {
+            let mut after = after;
+            loop {
+                let page = store.audit_chain(after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for record in &page {
+                    let entry: serde_json::Value =
+                        serde_json::from_slice(&record.entry).unwrap_or(serde_json::Value::Null);
+                    println!(
+                        "{}",
+                        serde_json::json!({"seq": record.seq, "entry": entry, "prev_hash": hex::encode(record.prev_hash), "hash": hex::encode(record.hash)})
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify => {
+            let (_, audit_key) = crate::app::open_keyring(&config)?;
+            let anchor_path = config.audit_anchor_file();
+            match crate::audit::verify_chain(store.as_ref(), audit_key, &anchor_path).await? {
+                Ok(summary) => {
+                    println!(
+                        "audit log intact: {} entries{}",
+                        summary.entries,
+                        summary
+                            .head
+                            .map(|(seq, hash)| format!(", head {seq} {}", hex::encode(hash)))
+                            .unwrap_or_default()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(broken) => {
+                    eprintln!("navigator: audit log broken: {broken}");
+                    Ok(ExitCode::from(EXIT_CONFIG))
+                }
+            }
+        }
+    }
+}
+
+async fn apikey(config: Config, command: ApikeyCommand) -> anyhow::Result<ExitCode> {
+    use crate::audit::AuditSink;
+    use crate::http::auth::api_keys;
+    let store = crate::app::open_store(&config).await?;
+    store.migrate().await?;
+    let (_, audit_key) = crate::app::open_keyring(&config)?;
+    let auditor = console_auditor(store.clone(), audit_key);
+    let now = time::OffsetDateTime::now_utc();
+    match command {
+        ApikeyCommand::Create {
+            owner,
+            roles,
+            expires_in_days,
+            label,
+        } => {
+            let Ok(owner) = OwnerId::parse(&owner) else {
+                eprintln!("navigator: --owner must be a non-empty id without spaces");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            };
+            let expires_at = (expires_in_days > 0)
+                .then(|| now + time::Duration::days(i64::from(expires_in_days)));
+            let (secret, record) =
+                api_keys::create_api_key(store.as_ref(), owner, roles, label, expires_at, now)
+                    .await?;
+            auditor
+                .record(console_event(
+                    crate::audit::Action::ApiKeyCreate,
+                    "api_key",
+                    Some(record.id.clone()),
+                    serde_json::json!({"owner": record.owner, "roles": record.roles}),
+                ))
+                .await?;
+            println!("{secret}");
+            eprintln!(
+                "API key {} created; the line above is shown once and cannot be recovered",
+                record.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ApikeyCommand::List => {
+            println!(
+                "{:<16}  {:<20}  {:<24}  {:<8}  expires",
+                "id", "owner", "roles", "state"
+            );
+            for key in api_keys::list_api_keys(store.as_ref()).await? {
+                let state = if key.revoked_at.is_some() {
+                    "revoked"
+                } else if key.expires_at.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<16}  {:<20}  {:<24}  {:<8}  {}",
+                    key.id,
+                    key.owner,
+                    key.roles.join(","),
+                    state,
+                    key.expires_at
+                        .and_then(|e| e
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .ok())
+                        .unwrap_or_else(|| "never".to_owned())
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ApikeyCommand::Revoke { id } => {
+            match api_keys::revoke_api_key(store.as_ref(), &id, now).await {
+                Ok(_) => {
+                    auditor
+                        .record(console_event(
+                            crate::audit::Action::ApiKeyRevoke,
+                            "api_key",
+                            Some(id.clone()),
+                            serde_json::json!({}),
+                        ))
+                        .await?;
+                    println!("API key {id} revoked");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e)
+                    if e.downcast_ref::<navigator_store::StoreError>()
+                        .is_some_and(|e| matches!(e, navigator_store::StoreError::NotFound)) =>
+                {
+                    eprintln!("navigator: no API key {id}");
+                    Ok(ExitCode::from(EXIT_NOT_FOUND))
+                }
+                Err(e) => Err(e),
+            }
         }
     }
 }

@@ -7,7 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod telemetry;
+pub mod tls;

@@ -407,19 +407,28 @@ fn config_commands_check_show_redacted_and_print_a_valid_example() {
 }
 
 #[test]
-fn serve_refuses_settings_this_build_cannot_honour_instead_of_ignoring_them() {
+fn serve_with_jwt_auth_refuses_anonymous_requests_and_never_prints_its_secret() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
         HASH_EMBEDDER,
         "auth:\n  mode: jwt\n  jwt:\n    hs256_secret: 0123456789abcdef0123456789abcdef\n    issuer: https://issuer.test\n    audience: navigator\n",
     );
-    let out = navigator(&config, &["serve"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("auth.mode"), "{err}");
+    let mut server = Server::start(&config, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let protected = http.get(server.url("/v1/documents")).send().await.unwrap();
+        assert_eq!(protected.status(), 401);
+        assert_eq!(protected.headers()["www-authenticate"], "Bearer");
+        let health = http.get(server.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+    });
+    server.signal("-TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).success());
+    let logs = server.logs().join("\n");
     assert!(
-        !err.contains("0123456789abcdef"),
-        "secrets never printed: {err}"
+        !logs.contains("0123456789abcdef"),
+        "secrets never printed: {logs}"
     );
 }

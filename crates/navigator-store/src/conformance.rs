@@ -15,6 +15,7 @@
 //! });
 //! ```
 
+use crate::{ApiKeyRecord, AuditFilter, AuditRecord, AuditSealer, DataKeyRecord, NewAuditEntry};
 use crate::{
     Budget, Created, DocumentStatus, DocumentUsage, OwnerUsage, RemoteParseRecord, UsageKind,
     UsageRecord, UsageSummary, UsageTotals,
@@ -126,6 +127,17 @@ macro_rules! store_conformance_tests {
             usage_is_summed_per_owner_and_document_within_the_window,
             owner_spend_sums_costs_since_a_time,
             budgets_are_upserted_per_owner,
+            api_keys_are_created_fetched_listed_and_touched,
+            revoking_an_api_key_reports_whether_it_was_active,
+            racing_workers_get_one_data_key_per_document,
+            rewrapping_a_data_key_is_a_compare_and_set,
+            data_keys_to_rewrap_are_listed_in_batches_and_counted_by_kek,
+            deleting_a_document_deletes_its_data_key,
+            audit_appends_chain_each_row_to_the_previous_one,
+            concurrent_audit_appends_never_fork_the_chain,
+            audit_entries_are_filtered_and_paged,
+            the_audit_log_refuses_updates_deletes_and_forks,
+            tampering_with_the_audit_log_breaks_the_chain,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -3029,6 +3041,1064 @@ pub async fn budgets_are_upserted_per_owner(store: Arc<dyn Store>) {
     store.set_budget(&unlimited).await.expect("set");
     assert_eq!(store.get_budget(&bob).await.expect("get"), Some(unlimited));
     assert_eq!(store.get_budget(&alice).await.expect("get"), Some(raised));
+}
+
+// ---- API keys --------------------------------------------------------------------------------
+
+fn api_key(id: &str, owner_name: &str, created: i64) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.to_owned(),
+        owner: owner(owner_name),
+        roles: vec!["service".to_owned(), "ingest".to_owned()],
+        secret_sha256: sha(id.as_bytes()),
+        label: format!("key {id}"),
+        created_at: at(created),
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+    }
+}
+
+async fn api_key_row(store: &Arc<dyn Store>, id: &str) -> ApiKeyRecord {
+    store
+        .get_api_key(id)
+        .await
+        .expect("get api key")
+        .unwrap_or_else(|| panic!("api key {id} exists"))
+}
+
+pub async fn api_keys_are_created_fetched_listed_and_touched(store: Arc<dyn Store>) {
+    assert_eq!(store.get_api_key("nope").await.expect("get"), None);
+    assert!(store.list_api_keys().await.expect("list").is_empty());
+
+    // Every field round-trips; roles keep their order (and may be empty).
+    let late = ApiKeyRecord {
+        roles: vec![
+            "reader".to_owned(),
+            "admin".to_owned(),
+            "operator".to_owned(),
+        ],
+        expires_at: Some(at(1_000)),
+        last_used_at: Some(at(4)),
+        ..api_key("k-late", "alice", 3)
+    };
+    let early = ApiKeyRecord {
+        roles: Vec::new(),
+        ..api_key("k-early", "bob", 1)
+    };
+    // Two keys created at the same instant are listed by id.
+    let tie_b = api_key("k-tie-b", "alice", 2);
+    let tie_a = ApiKeyRecord {
+        revoked_at: Some(at(2)),
+        ..api_key("k-tie-a", "alice", 2)
+    };
+    for key in [&late, &early, &tie_b, &tie_a] {
+        store.create_api_key(key).await.expect("create api key");
+    }
+    for key in [&late, &early, &tie_b, &tie_a] {
+        assert_eq!(&api_key_row(&store, &key.id).await, key);
+    }
+    let listed: Vec<ApiKeyRecord> = store.list_api_keys().await.expect("list");
+    assert_eq!(
+        listed,
+        vec![early.clone(), tie_a.clone(), tie_b.clone(), late.clone()]
+    );
+
+    // An existing id is a conflict whatever else differs, and the stored key is untouched.
+    let impostor = ApiKeyRecord {
+        owner: owner("mallory"),
+        roles: vec!["admin".to_owned()],
+        secret_sha256: [0xee; 32],
+        ..api_key("k-late", "mallory", 9)
+    };
+    assert_conflict(store.create_api_key(&impostor).await);
+    assert_eq!(api_key_row(&store, "k-late").await, late);
+    assert_eq!(store.list_api_keys().await.expect("list").len(), 4);
+
+    // Touching records the latest use and never moves back.
+    store.touch_api_key("k-early", at(10)).await.expect("touch");
+    assert_eq!(
+        api_key_row(&store, "k-early").await.last_used_at,
+        Some(at(10))
+    );
+    store.touch_api_key("k-early", at(5)).await.expect("touch");
+    assert_eq!(
+        api_key_row(&store, "k-early").await.last_used_at,
+        Some(at(10)),
+        "an older use does not move last_used_at back"
+    );
+    store.touch_api_key("k-early", at(20)).await.expect("touch");
+    let touched = api_key_row(&store, "k-early").await;
+    assert_eq!(touched.last_used_at, Some(at(20)));
+    assert_eq!(
+        ApiKeyRecord {
+            last_used_at: None,
+            ..touched
+        },
+        early,
+        "touching changes nothing else"
+    );
+    // Touching applies whatever the key's state, and only to that key.
+    store.touch_api_key("k-tie-a", at(21)).await.expect("touch");
+    assert_eq!(
+        api_key_row(&store, "k-tie-a").await.last_used_at,
+        Some(at(21))
+    );
+    assert_eq!(api_key_row(&store, "k-tie-b").await.last_used_at, None);
+    assert_eq!(
+        api_key_row(&store, "k-late").await.last_used_at,
+        Some(at(4))
+    );
+    assert_not_found(store.touch_api_key("nope", at(22)).await);
+}
+
+pub async fn revoking_an_api_key_reports_whether_it_was_active(store: Arc<dyn Store>) {
+    let active = api_key("k-active", "alice", 1);
+    let expiring = ApiKeyRecord {
+        expires_at: Some(at(100)),
+        ..api_key("k-expiring", "alice", 1)
+    };
+    let expired = ApiKeyRecord {
+        expires_at: Some(at(50)),
+        ..api_key("k-expired", "alice", 1)
+    };
+    let born_revoked = ApiKeyRecord {
+        revoked_at: Some(at(2)),
+        ..api_key("k-born-revoked", "alice", 1)
+    };
+    for key in [&active, &expiring, &expired, &born_revoked] {
+        store.create_api_key(key).await.expect("create");
+    }
+
+    assert!(
+        store
+            .revoke_api_key("k-active", at(30))
+            .await
+            .expect("revoke")
+    );
+    let revoked = api_key_row(&store, "k-active").await;
+    assert_eq!(revoked.revoked_at, Some(at(30)));
+    assert!(!revoked.is_active(at(31)));
+    assert_eq!(
+        ApiKeyRecord {
+            revoked_at: None,
+            ..revoked
+        },
+        active,
+        "revoking changes nothing else"
+    );
+    // Again: no longer active, and the first revocation time is kept.
+    assert!(
+        !store
+            .revoke_api_key("k-active", at(40))
+            .await
+            .expect("revoke again")
+    );
+    assert_eq!(
+        api_key_row(&store, "k-active").await.revoked_at,
+        Some(at(30))
+    );
+
+    // Not yet expired: active. Expired (expires_at is the first instant it is not): not active,
+    // but marked revoked all the same.
+    assert!(
+        store
+            .revoke_api_key("k-expiring", at(99))
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        !store
+            .revoke_api_key("k-expired", at(50))
+            .await
+            .expect("revoke")
+    );
+    assert_eq!(
+        api_key_row(&store, "k-expired").await.revoked_at,
+        Some(at(50))
+    );
+    assert!(
+        !store
+            .revoke_api_key("k-born-revoked", at(60))
+            .await
+            .expect("revoke")
+    );
+    assert_eq!(
+        api_key_row(&store, "k-born-revoked").await.revoked_at,
+        Some(at(2))
+    );
+
+    assert_not_found(store.revoke_api_key("nope", at(70)).await);
+    // Revoked keys are still returned (the caller decides) and still listed.
+    assert_eq!(store.list_api_keys().await.expect("list").len(), 4);
+    assert!(
+        store
+            .list_api_keys()
+            .await
+            .expect("list")
+            .iter()
+            .all(|k| k.revoked_at.is_some())
+    );
+}
+
+// ---- data keys -------------------------------------------------------------------------------
+
+fn data_key(document_id: DocumentId, kek_id: &str, wrapped: &[u8], created: i64) -> DataKeyRecord {
+    DataKeyRecord {
+        document_id,
+        kek_id: kek_id.to_owned(),
+        wrapped: wrapped.to_vec(),
+        created_at: at(created),
+    }
+}
+
+async fn data_key_row(store: &Arc<dyn Store>, document_id: DocumentId) -> Option<DataKeyRecord> {
+    store.get_data_key(document_id).await.expect("get data key")
+}
+
+pub async fn racing_workers_get_one_data_key_per_document(store: Arc<dyn Store>) {
+    let doc = DocumentId::new_v7();
+    assert_eq!(data_key_row(&store, doc).await, None);
+    // Wrapped keys are opaque bytes: zeros and high bytes included.
+    let first = data_key(doc, "kek-1", &[0, 1, 0xfe, 0xff, 0], 1);
+    assert!(store.put_data_key(&first).await.expect("put"));
+    let second = data_key(doc, "kek-2", b"another key", 2);
+    assert!(
+        !store.put_data_key(&second).await.expect("put again"),
+        "a document has one data key"
+    );
+    assert_eq!(data_key_row(&store, doc).await, Some(first.clone()));
+
+    for round in 0..16 {
+        let doc = DocumentId::new_v7();
+        let mut tasks = Vec::new();
+        for worker in 0..2u8 {
+            let store = store.clone();
+            let mine = data_key(doc, &format!("kek-{worker}"), &[worker; 40], round);
+            tasks.push(tokio::spawn(async move {
+                let won = store.put_data_key(&mine).await.expect("put");
+                let used = store
+                    .get_data_key(doc)
+                    .await
+                    .expect("get")
+                    .expect("a key exists after put");
+                (won, mine, used)
+            }));
+        }
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("task"));
+        }
+        let winners: Vec<&DataKeyRecord> = results
+            .iter()
+            .filter(|(won, _, _)| *won)
+            .map(|(_, mine, _)| mine)
+            .collect();
+        assert_eq!(winners.len(), 1, "exactly one racing put stores the key");
+        for (_, _, used) in &results {
+            assert_eq!(used, winners[0], "both workers use the winner's key");
+        }
+    }
+    // The first document's key was never replaced.
+    assert_eq!(data_key_row(&store, doc).await, Some(first));
+}
+
+pub async fn rewrapping_a_data_key_is_a_compare_and_set(store: Arc<dyn Store>) {
+    let doc = DocumentId::new_v7();
+    let other = DocumentId::new_v7();
+    let original = data_key(doc, "kek-1", b"wrapped-by-1", 1);
+    let bystander = data_key(other, "kek-1", b"wrapped-by-1", 1);
+    assert!(store.put_data_key(&original).await.expect("put"));
+    assert!(store.put_data_key(&bystander).await.expect("put"));
+    let rewrapped = data_key(doc, "kek-2", b"wrapped-by-2", 9);
+
+    // Either half of the expected state differing is a mismatch, and nothing changes.
+    assert!(
+        !store
+            .rewrap_data_key(doc, "kek-2", b"wrapped-by-1", &rewrapped)
+            .await
+            .expect("wrong kek")
+    );
+    assert!(
+        !store
+            .rewrap_data_key(doc, "kek-1", b"wrapped-by-X", &rewrapped)
+            .await
+            .expect("wrong wrapped")
+    );
+    assert_eq!(data_key_row(&store, doc).await, Some(original.clone()));
+
+    // A new record for another document is refused.
+    assert_conflict(
+        store
+            .rewrap_data_key(
+                doc,
+                "kek-1",
+                b"wrapped-by-1",
+                &data_key(other, "kek-2", b"x", 9),
+            )
+            .await,
+    );
+    assert_eq!(data_key_row(&store, doc).await, Some(original.clone()));
+
+    assert!(
+        store
+            .rewrap_data_key(doc, "kek-1", b"wrapped-by-1", &rewrapped)
+            .await
+            .expect("rewrap")
+    );
+    let after = DataKeyRecord {
+        created_at: original.created_at,
+        ..rewrapped.clone()
+    };
+    assert_eq!(
+        data_key_row(&store, doc).await,
+        Some(after.clone()),
+        "kek and wrapped replaced, created_at kept"
+    );
+    assert_eq!(
+        data_key_row(&store, other).await,
+        Some(bystander),
+        "only that document's key changes"
+    );
+    // A rewrap from the state that no longer holds fails.
+    assert!(
+        !store
+            .rewrap_data_key(
+                doc,
+                "kek-1",
+                b"wrapped-by-1",
+                &data_key(doc, "kek-3", b"3", 9)
+            )
+            .await
+            .expect("stale rewrap")
+    );
+    assert_eq!(data_key_row(&store, doc).await, Some(after));
+    // No key: nothing to swap.
+    let missing = DocumentId::new_v7();
+    assert!(
+        !store
+            .rewrap_data_key(
+                missing,
+                "kek-1",
+                b"w",
+                &data_key(missing, "kek-2", b"w2", 9)
+            )
+            .await
+            .expect("missing")
+    );
+    assert_eq!(data_key_row(&store, missing).await, None);
+
+    // Two rewrappers racing from the same state: exactly one wins, and its key is the row.
+    let mut tasks = Vec::new();
+    for n in 0..4u8 {
+        let store = store.clone();
+        let new = data_key(doc, &format!("kek-race-{n}"), &[n; 48], 9);
+        tasks.push(tokio::spawn(async move {
+            let won = store
+                .rewrap_data_key(doc, "kek-2", b"wrapped-by-2", &new)
+                .await
+                .expect("rewrap");
+            (won, new)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (won, new) = task.await.expect("task");
+        if won {
+            winners.push(new);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one racing rewrap wins");
+    assert_eq!(
+        data_key_row(&store, doc).await,
+        Some(DataKeyRecord {
+            created_at: original.created_at,
+            ..winners.remove(0)
+        })
+    );
+}
+
+pub async fn data_keys_to_rewrap_are_listed_in_batches_and_counted_by_kek(store: Arc<dyn Store>) {
+    assert!(
+        store
+            .data_keys_wrapped_by_other_than("kek-new", 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        store
+            .count_data_keys_by_kek()
+            .await
+            .expect("count")
+            .is_empty()
+    );
+
+    let mut docs: Vec<DocumentId> = (0..6).map(|_| DocumentId::new_v7()).collect();
+    docs.sort();
+    let keks = [
+        "kek-old", "kek-new", "kek-old", "kek-mid", "kek-old", "kek-new",
+    ];
+    // Inserted out of document order: the listing orders them.
+    let mut keys = Vec::new();
+    for (n, (doc, kek)) in docs.iter().zip(keks).enumerate().rev() {
+        let key = data_key(*doc, kek, format!("{kek}/{n}").as_bytes(), n as i64);
+        assert!(store.put_data_key(&key).await.expect("put"));
+        keys.push(key);
+    }
+    keys.sort_by_key(|k| k.document_id);
+
+    let not_new: Vec<DataKeyRecord> = keys
+        .iter()
+        .filter(|k| k.kek_id != "kek-new")
+        .cloned()
+        .collect();
+    assert_eq!(not_new.len(), 4);
+    assert_eq!(
+        store
+            .data_keys_wrapped_by_other_than("kek-new", 10)
+            .await
+            .expect("list"),
+        not_new
+    );
+    assert_eq!(
+        store
+            .data_keys_wrapped_by_other_than("kek-new", 3)
+            .await
+            .expect("list"),
+        not_new[..3]
+    );
+    assert_eq!(
+        store
+            .data_keys_wrapped_by_other_than("kek-none", 10)
+            .await
+            .expect("list"),
+        keys,
+        "every key when none is wrapped by that kek"
+    );
+    assert_eq!(
+        store.count_data_keys_by_kek().await.expect("count"),
+        vec![
+            ("kek-mid".to_owned(), 1),
+            ("kek-new".to_owned(), 2),
+            ("kek-old".to_owned(), 3),
+        ]
+    );
+
+    // What `navigator keys rewrap` does: batches until nothing is left.
+    let mut batches = 0;
+    loop {
+        let batch = store
+            .data_keys_wrapped_by_other_than("kek-new", 2)
+            .await
+            .expect("batch");
+        if batch.is_empty() {
+            break;
+        }
+        batches += 1;
+        assert!(batches <= 2, "rewrapped keys drop out of the listing");
+        for key in batch {
+            let new = DataKeyRecord {
+                kek_id: "kek-new".to_owned(),
+                wrapped: [b"rewrapped:".as_slice(), key.wrapped.as_slice()].concat(),
+                ..key.clone()
+            };
+            assert!(
+                store
+                    .rewrap_data_key(key.document_id, &key.kek_id, &key.wrapped, &new)
+                    .await
+                    .expect("rewrap")
+            );
+        }
+    }
+    assert_eq!(batches, 2);
+    assert_eq!(
+        store.count_data_keys_by_kek().await.expect("count"),
+        vec![("kek-new".to_owned(), 6)]
+    );
+}
+
+pub async fn deleting_a_document_deletes_its_data_key(store: Arc<dyn Store>) {
+    let alice = owner("alice");
+    let doomed = create(&store, &alice, "shred me", t0()).await;
+    let kept = create(&store, &alice, "keep me", t0()).await;
+    let doomed_key = data_key(doomed.document.id, "kek-1", b"doomed", 1);
+    let kept_key = data_key(kept.document.id, "kek-1", b"kept", 1);
+    assert!(store.put_data_key(&doomed_key).await.expect("put"));
+    assert!(store.put_data_key(&kept_key).await.expect("put"));
+
+    // A delete refused for scope keeps the key.
+    assert_not_found(
+        store
+            .delete_document(&OwnerScope::Owner(owner("bob")), doomed.document.id, at(1))
+            .await,
+    );
+    assert_eq!(
+        data_key_row(&store, doomed.document.id).await,
+        Some(doomed_key)
+    );
+
+    store
+        .delete_document(&OwnerScope::Owner(alice), doomed.document.id, at(2))
+        .await
+        .expect("delete");
+    assert_eq!(data_key_row(&store, doomed.document.id).await, None);
+    assert_eq!(
+        data_key_row(&store, kept.document.id).await,
+        Some(kept_key.clone())
+    );
+    assert_eq!(
+        store.count_data_keys_by_kek().await.expect("count"),
+        vec![("kek-1".to_owned(), 1)]
+    );
+    assert_eq!(
+        store
+            .data_keys_wrapped_by_other_than("kek-2", 10)
+            .await
+            .expect("list"),
+        vec![kept_key]
+    );
+}
+
+// ---- audit log -------------------------------------------------------------------------------
+
+fn sha(bytes: &[u8]) -> [u8; 32] {
+    let hex = Sha256Hex::of(bytes);
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex.as_str()[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    out
+}
+
+/// A keyed SHA-256 over `(key, seq, prev_hash, entry)`: enough to show the chain is built from
+/// exactly the values the contract names (a real deployment uses an HMAC).
+struct TestSealer {
+    key: &'static [u8],
+}
+
+impl AuditSealer for TestSealer {
+    fn seal(&self, seq: i64, prev_hash: &[u8; 32], entry: &[u8]) -> [u8; 32] {
+        sha(&[self.key, &seq.to_be_bytes(), prev_hash, entry].concat())
+    }
+}
+
+const SEALER: TestSealer = TestSealer {
+    key: b"conformance sealing key",
+};
+const GENESIS: [u8; 32] = [0x5a; 32];
+
+fn audit_entry(secs: i64, actor: &str, action: &str, resource_id: Option<&str>) -> NewAuditEntry {
+    let entry = serde_json::json!({
+        "at": secs,
+        "actor": actor,
+        "action": action,
+        "resource_id": resource_id,
+    });
+    NewAuditEntry {
+        at: at(secs),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        resource_type: "document".to_owned(),
+        resource_id: resource_id.map(str::to_owned),
+        outcome: "success".to_owned(),
+        request_id: Some(format!("req-{secs}")),
+        source_ip: None,
+        entry: serde_json::to_vec(&entry).expect("json"),
+    }
+}
+
+async fn append(store: &Arc<dyn Store>, entry: &NewAuditEntry) -> AuditRecord {
+    store
+        .append_audit(entry, &SEALER, &GENESIS)
+        .await
+        .expect("append audit")
+}
+
+async fn whole_chain(store: &Arc<dyn Store>) -> Vec<AuditRecord> {
+    store.audit_chain(0, 100_000).await.expect("audit chain")
+}
+
+/// What a verifier does: the first seq at which the chain does not hold.
+fn first_break(rows: &[AuditRecord]) -> Option<i64> {
+    let mut prev = GENESIS;
+    for (n, row) in rows.iter().enumerate() {
+        if row.seq != n as i64 + 1
+            || row.prev_hash != prev
+            || row.hash != SEALER.seal(row.seq, &row.prev_hash, &row.entry)
+        {
+            return Some(row.seq);
+        }
+        prev = row.hash;
+    }
+    None
+}
+
+pub async fn audit_appends_chain_each_row_to_the_previous_one(store: Arc<dyn Store>) {
+    assert!(whole_chain(&store).await.is_empty());
+    // Stored verbatim: not re-serialised or normalised (odd spacing, key order, escapes).
+    let verbatim = NewAuditEntry {
+        resource_id: None,
+        request_id: None,
+        source_ip: Some("2001:db8::7".to_owned()),
+        outcome: "denied".to_owned(),
+        resource_type: "api_key".to_owned(),
+        entry: br#"{"z": 1,  "a":[ ],"s":"\u00e9\n"}"#.to_vec(),
+        ..audit_entry(1, "svc:ingest", "api_key.revoke", None)
+    };
+    let first = append(&store, &verbatim).await;
+    assert_eq!(first.seq, 1);
+    assert_eq!(
+        first.prev_hash, GENESIS,
+        "the first row follows the genesis value"
+    );
+    assert_eq!(first.hash, SEALER.seal(1, &GENESIS, &verbatim.entry));
+    assert_eq!(
+        (
+            first.at,
+            &first.actor,
+            &first.action,
+            &first.resource_type,
+            &first.resource_id,
+            &first.outcome,
+            &first.request_id,
+            &first.source_ip,
+            &first.entry,
+        ),
+        (
+            verbatim.at,
+            &verbatim.actor,
+            &verbatim.action,
+            &verbatim.resource_type,
+            &verbatim.resource_id,
+            &verbatim.outcome,
+            &verbatim.request_id,
+            &verbatim.source_ip,
+            &verbatim.entry,
+        )
+    );
+
+    // Later appends ignore the genesis value they are given: they follow the head.
+    let other_genesis = [0x11; 32];
+    let second_entry = audit_entry(2, "alice", "document.upload", Some("doc-1"));
+    let second = store
+        .append_audit(&second_entry, &SEALER, &other_genesis)
+        .await
+        .expect("append");
+    assert_eq!(second.seq, 2);
+    assert_eq!(second.prev_hash, first.hash);
+    assert_eq!(
+        second.hash,
+        SEALER.seal(2, &first.hash, &second_entry.entry)
+    );
+
+    // Identical entries still chain (the seq and predecessor differ).
+    let mut appended = vec![first, second];
+    for _ in 0..3 {
+        appended.push(append(&store, &audit_entry(3, "bob", "search", None)).await);
+    }
+    assert_eq!(
+        appended.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    let chain = whole_chain(&store).await;
+    assert_eq!(chain, appended, "what append returned is what is stored");
+    assert_eq!(first_break(&chain), None);
+    let distinct: HashSet<[u8; 32]> = chain.iter().map(|r| r.hash).collect();
+    assert_eq!(distinct.len(), 5);
+
+    // Paging through the chain.
+    assert_eq!(
+        store.audit_chain(2, 2).await.expect("page"),
+        appended[2..4].to_vec()
+    );
+    assert_eq!(
+        store.audit_chain(4, 10).await.expect("page"),
+        appended[4..].to_vec()
+    );
+    assert!(store.audit_chain(5, 10).await.expect("page").is_empty());
+    assert!(store.audit_chain(0, 0).await.expect("page").is_empty());
+}
+
+/// `tasks` concurrent writers × `per_task` appends each, spread over `stores` (several stores
+/// on one database stand for several processes): the chain is `1..=tasks × per_task` with every
+/// `prev_hash` the previous row's `hash`, and each writer's entries in its own order.
+pub async fn concurrent_audit_appends_never_fork_across(
+    stores: Vec<Arc<dyn Store>>,
+    tasks: usize,
+    per_task: usize,
+) {
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let store = stores[task % stores.len()].clone();
+        handles.push(tokio::spawn(async move {
+            let mut returned = Vec::new();
+            for n in 0..per_task {
+                let mut entry = audit_entry(n as i64, &format!("writer-{task}"), "append", None);
+                entry.entry = format!(r#"{{"task":{task},"n":{n}}}"#).into_bytes();
+                returned.push(
+                    store
+                        .append_audit(&entry, &SEALER, &GENESIS)
+                        .await
+                        .expect("concurrent append"),
+                );
+            }
+            returned
+        }));
+    }
+    let mut returned = Vec::new();
+    for handle in handles {
+        returned.extend(handle.await.expect("task"));
+    }
+    let total = tasks * per_task;
+    returned.sort_by_key(|r| r.seq);
+    let chain = whole_chain(&stores[0]).await;
+    assert_eq!(chain.len(), total);
+    assert_eq!(
+        chain.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (1..=total as i64).collect::<Vec<_>>(),
+        "seq is exactly 1..={total}"
+    );
+    assert_eq!(chain[0].prev_hash, GENESIS);
+    for pair in chain.windows(2) {
+        assert_eq!(
+            pair[1].prev_hash, pair[0].hash,
+            "row {} does not follow row {}: the chain forked",
+            pair[1].seq, pair[0].seq
+        );
+    }
+    assert_eq!(first_break(&chain), None);
+    assert_eq!(returned, chain, "every append returned its stored row");
+    for task in 0..tasks {
+        let actor = format!("writer-{task}");
+        let mine: Vec<i64> = chain
+            .iter()
+            .filter(|r| r.actor == actor)
+            .map(|r| r.at.unix_timestamp() - t0().unix_timestamp())
+            .collect();
+        assert_eq!(
+            mine,
+            (0..per_task as i64).collect::<Vec<_>>(),
+            "{actor}'s entries in its order"
+        );
+    }
+}
+
+pub async fn concurrent_audit_appends_never_fork_the_chain(store: Arc<dyn Store>) {
+    concurrent_audit_appends_never_fork_across(vec![store], 8, 50).await;
+}
+
+pub async fn audit_entries_are_filtered_and_paged(store: Arc<dyn Store>) {
+    let rows = vec![
+        append(&store, &audit_entry(10, "alice", "login", None)).await,
+        append(&store, &audit_entry(20, "bob", "upload", Some("doc-1"))).await,
+        append(&store, &audit_entry(30, "alice", "delete", Some("doc-1"))).await,
+        append(&store, &audit_entry(40, "alice", "upload", Some("doc-2"))).await,
+        append(&store, &audit_entry(50, "svc", "upload", Some("doc-1"))).await,
+    ];
+    let all = AuditFilter {
+        limit: 100,
+        ..AuditFilter::default()
+    };
+    let seqs = |records: Vec<AuditRecord>| records.iter().map(|r| r.seq).collect::<Vec<_>>();
+    let query = |filter: AuditFilter| {
+        let store = store.clone();
+        async move { store.audit_entries(&filter).await.expect("audit entries") }
+    };
+
+    assert_eq!(
+        query(all.clone()).await,
+        rows,
+        "unfiltered: every row in seq order"
+    );
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                actor: Some("alice".to_owned()),
+                ..all.clone()
+            })
+            .await
+        ),
+        [1, 3, 4]
+    );
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                action: Some("upload".to_owned()),
+                ..all.clone()
+            })
+            .await
+        ),
+        [2, 4, 5]
+    );
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                resource_id: Some("doc-1".to_owned()),
+                ..all.clone()
+            })
+            .await
+        ),
+        [2, 3, 5]
+    );
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                actor: Some("alice".to_owned()),
+                action: Some("upload".to_owned()),
+                ..all.clone()
+            })
+            .await
+        ),
+        [4],
+        "filters combine"
+    );
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                actor: Some("alice".to_owned()),
+                resource_id: Some("doc-1".to_owned()),
+                action: Some("delete".to_owned()),
+                ..all.clone()
+            })
+            .await
+        ),
+        [3]
+    );
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                from: Some(at(20)),
+                to: Some(at(40)),
+                ..all.clone()
+            })
+            .await
+        ),
+        [2, 3],
+        "from is inclusive, to exclusive"
+    );
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                from: Some(at(41)),
+                ..all.clone()
+            })
+            .await
+        ),
+        [5]
+    );
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                to: Some(at(10)),
+                ..all.clone()
+            })
+            .await
+        ),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                actor: Some("mallory".to_owned()),
+                ..all.clone()
+            })
+            .await
+        ),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                actor: Some("ALICE".to_owned()),
+                ..all.clone()
+            })
+            .await
+        ),
+        Vec::<i64>::new(),
+        "exact matches"
+    );
+
+    // Paging: after_seq and limit apply after the filters.
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                after_seq: 2,
+                limit: 2,
+                ..all.clone()
+            })
+            .await
+        ),
+        [3, 4]
+    );
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                actor: Some("alice".to_owned()),
+                after_seq: 1,
+                limit: 1,
+                ..all.clone()
+            })
+            .await
+        ),
+        [3]
+    );
+    assert_eq!(
+        seqs(
+            query(AuditFilter {
+                action: Some("upload".to_owned()),
+                after_seq: 4,
+                ..all.clone()
+            })
+            .await
+        ),
+        [5]
+    );
+    assert!(
+        query(AuditFilter {
+            limit: 0,
+            ..all.clone()
+        })
+        .await
+        .is_empty()
+    );
+    // Full rows come back, not just their seq.
+    assert_eq!(
+        query(AuditFilter {
+            resource_id: Some("doc-2".to_owned()),
+            ..all
+        })
+        .await,
+        vec![rows[3].clone()]
+    );
+}
+
+fn assert_refused<T: Debug>(result: StoreResult<T>, what: &str) {
+    match result {
+        Err(StoreError::Conflict(message)) => {
+            assert!(
+                message.contains("append-only"),
+                "{what}: refused for another reason: {message}"
+            );
+        }
+        other => panic!("{what}: expected the append-only trigger to refuse, got {other:?}"),
+    }
+}
+
+pub async fn the_audit_log_refuses_updates_deletes_and_forks(store: Arc<dyn Store>) {
+    for secs in 1..=3 {
+        append(&store, &audit_entry(secs, "alice", "login", None)).await;
+    }
+    let before = whole_chain(&store).await;
+
+    assert_refused(
+        store
+            .execute_raw_for_tests("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+            .await,
+        "update one row",
+    );
+    assert_refused(
+        store
+            .execute_raw_for_tests("UPDATE audit_log SET outcome = 'success'")
+            .await,
+        "update every row",
+    );
+    assert_refused(
+        store
+            .execute_raw_for_tests("DELETE FROM audit_log WHERE seq = 3")
+            .await,
+        "delete the head",
+    );
+    assert_refused(
+        store.execute_raw_for_tests("DELETE FROM audit_log").await,
+        "delete everything",
+    );
+    assert_eq!(whole_chain(&store).await, before, "nothing changed");
+
+    // Inserts are allowed by the triggers, but a second row claiming an existing predecessor
+    // (a fork) is refused by the schema.
+    let fork = store
+        .execute_raw_for_tests(
+            "INSERT INTO audit_log (seq, at, actor, action, resource_type, resource_id, outcome, \
+             request_id, source_ip, entry, prev_hash, hash) \
+             SELECT seq + 100, at, 'mallory', action, resource_type, resource_id, outcome, \
+             request_id, source_ip, entry, prev_hash, hash FROM audit_log WHERE seq = 2",
+        )
+        .await;
+    assert!(
+        matches!(fork, Err(StoreError::Conflict(_))),
+        "a forking insert must be refused, got {fork:?}"
+    );
+    assert_eq!(whole_chain(&store).await, before);
+
+    // The store still appends after the refusals.
+    let next = append(&store, &audit_entry(4, "alice", "logout", None)).await;
+    assert_eq!(next.seq, 4);
+    assert_eq!(next.prev_hash, before[2].hash);
+    assert_eq!(first_break(&whole_chain(&store).await), None);
+}
+
+pub async fn tampering_with_the_audit_log_breaks_the_chain(store: Arc<dyn Store>) {
+    for secs in 1..=5 {
+        append(&store, &audit_entry(secs, "alice", "read", Some("doc-1"))).await;
+    }
+    assert_eq!(first_break(&whole_chain(&store).await), None);
+
+    // An attacker with database access deletes a row: the gap shows at the next one.
+    assert_eq!(
+        store
+            .tamper_audit_for_tests("DELETE FROM audit_log WHERE seq = 4")
+            .await
+            .expect("tamper: delete"),
+        1
+    );
+    let chain = whole_chain(&store).await;
+    assert_eq!(
+        chain.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 5]
+    );
+    assert_eq!(first_break(&chain), Some(5));
+
+    // …and rewrites an entry: its hash no longer matches.
+    assert_eq!(
+        store
+            .tamper_audit_for_tests(
+                "UPDATE audit_log SET entry = (SELECT entry FROM audit_log WHERE seq = 1) \
+                 WHERE seq = 2"
+            )
+            .await
+            .expect("tamper: update"),
+        1
+    );
+    let chain = whole_chain(&store).await;
+    assert_eq!(chain[1].entry, chain[0].entry, "the tampering took effect");
+    assert_eq!(first_break(&chain), Some(2));
+
+    // The triggers are back after tampering, and after a tampering attempt that failed.
+    assert_refused(
+        store
+            .execute_raw_for_tests("DELETE FROM audit_log WHERE seq = 1")
+            .await,
+        "delete after tampering",
+    );
+    assert!(
+        store
+            .tamper_audit_for_tests("DELETE FROM no_such_table")
+            .await
+            .is_err()
+    );
+    assert_refused(
+        store
+            .execute_raw_for_tests("UPDATE audit_log SET actor = 'x' WHERE seq = 1")
+            .await,
+        "update after a failed tampering",
+    );
+    assert_eq!(whole_chain(&store).await, chain);
+
+    // Appends carry on from the head as it is now.
+    let next = append(&store, &audit_entry(6, "alice", "read", None)).await;
+    assert_eq!(next.seq, 6);
+    assert_eq!(next.prev_hash, chain[3].hash);
 }
 
 // ---- PostgreSQL test databases (shared by this crate's and the server's tests) --------------

@@ -18,6 +18,11 @@
 //! - Usage is an append-only ledger summed on read; usage rows and webhook delivery ids hold ids
 //!   only and outlive the documents they mention (history), while a document's remote parse row
 //!   goes with it.
+//! - Security state: API keys are stored as SHA-256 of their secret only; each document's data
+//!   key is stored wrapped by a key-encryption key and deleted with the document in the same
+//!   transaction (crypto-shredding); the audit log is append-only (database triggers refuse
+//!   UPDATE and DELETE) and hash-chained, each row sealed by a caller-supplied [`AuditSealer`]
+//!   inside the serialised append transaction.
 
 #![forbid(unsafe_code)]
 
@@ -136,8 +141,10 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<DocumentRecord>>;
     /// Deletes the document and everything derived from it (staged and live chunks, search rows,
-    /// embeddings no other chunk uses) and cancels its job if it is not terminal. Blobs are the
-    /// caller's to delete. `NotFound` if it is not visible in `scope`.
+    /// embeddings no other chunk uses, its data key) and cancels its job if it is not terminal.
+    /// Deleting the data key in the same transaction is what crypto-shreds the document's
+    /// encrypted blobs, which are the caller's to delete. `NotFound` if it is not visible in
+    /// `scope`.
     async fn delete_document(
         &self,
         scope: &OwnerScope,
@@ -246,6 +253,93 @@ pub trait Store: Send + Sync + 'static {
     async fn get_budget(&self, owner: &OwnerId) -> StoreResult<Option<Budget>>;
     /// Creates or replaces the owner's budget.
     async fn set_budget(&self, budget: &Budget) -> StoreResult<()>;
+
+    // ---- API keys --------------------------------------------------------------------------
+
+    /// Stores a new API key. `Conflict` if a key with the same id exists (whatever its state;
+    /// the existing row is left as it was).
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// The key with this id whatever its state (revoked, expired): the caller checks
+    /// [`ApiKeyRecord::is_active`] and the secret.
+    async fn get_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Every key, revoked and expired ones included, by `created_at` (then id).
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Sets `revoked_at = now` unless the key is already revoked (the first revocation time is
+    /// kept). Returns `true` if the key was active at `now` ([`ApiKeyRecord::is_active`]: not
+    /// revoked and not expired), `false` otherwise — an expired key is still marked revoked.
+    /// `NotFound` if there is no such key.
+    async fn revoke_api_key(&self, id: &str, now: OffsetDateTime) -> StoreResult<bool>;
+    /// Records a use of the key: `last_used_at` becomes `now`, unless it is already later (it
+    /// never moves back, so concurrent requests may touch in any order). Applies whatever the
+    /// key's state. `NotFound` if there is no such key.
+    async fn touch_api_key(&self, id: &str, now: OffsetDateTime) -> StoreResult<()>;
+
+    // ---- data keys (envelope encryption) ---------------------------------------------------
+
+    /// Stores the document's data key unless it already has one. Returns `true` if this call
+    /// stored it; `false` (changing nothing) if a key was already there — of two workers racing
+    /// to create a document's key exactly one wins, and both must then use
+    /// [`Store::get_data_key`]'s row. The document row need not exist yet (its blob is
+    /// encrypted before [`Store::create_document`]); [`Store::delete_document`] deletes the key.
+    async fn put_data_key(&self, key: &DataKeyRecord) -> StoreResult<bool>;
+    async fn get_data_key(&self, document_id: DocumentId) -> StoreResult<Option<DataKeyRecord>>;
+    /// At most `limit` data keys not wrapped by `kek_id`, in document id order: the next batch
+    /// for `navigator keys rewrap` (rewrapped keys drop out, so calling again makes progress).
+    async fn data_keys_wrapped_by_other_than(
+        &self,
+        kek_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<DataKeyRecord>>;
+    /// Replaces the document's `(kek_id, wrapped)` with `new`'s if they are still
+    /// `(old_kek_id, old_wrapped)`: a compare-and-set. Returns `false` (changing nothing) if
+    /// they changed meanwhile or the key is gone. `created_at` is kept (the data key itself is
+    /// the same). `Conflict` if `new.document_id` is not `document_id`.
+    async fn rewrap_data_key(
+        &self,
+        document_id: DocumentId,
+        old_kek_id: &str,
+        old_wrapped: &[u8],
+        new: &DataKeyRecord,
+    ) -> StoreResult<bool>;
+    /// `(kek_id, number of data keys it wraps)`, by kek id; key-encryption keys wrapping
+    /// nothing are absent.
+    async fn count_data_keys_by_kek(&self) -> StoreResult<Vec<(String, u64)>>;
+
+    // ---- audit log -------------------------------------------------------------------------
+
+    /// Appends one row to the hash-chained audit log in one transaction: `seq` is the previous
+    /// row's `seq + 1` (1 for the first row), `prev_hash` the previous row's `hash` (`genesis`
+    /// for the first row; ignored afterwards), and `hash = sealer.seal(seq, &prev_hash,
+    /// &entry.entry)`, computed inside the transaction. Appends are serialised across every
+    /// process sharing the database (PostgreSQL: a transaction-level advisory lock taken first;
+    /// SQLite: the write lock of `BEGIN IMMEDIATE`), so the chain never forks; a unique
+    /// `prev_hash` backs that up in the schema. The table refuses UPDATE, DELETE (and on
+    /// PostgreSQL TRUNCATE) by trigger.
+    async fn append_audit(
+        &self,
+        entry: &NewAuditEntry,
+        sealer: &dyn AuditSealer,
+        genesis: &[u8; 32],
+    ) -> StoreResult<AuditRecord>;
+    /// Rows matching `filter` (see [`AuditFilter`]), in seq order.
+    async fn audit_entries(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
+    /// At most `limit` rows with `seq > after_seq`, in seq order, unfiltered: what a verifier
+    /// walks to recompute the chain.
+    async fn audit_chain(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+
+    // ---- test hooks (conformance builds only) ----------------------------------------------
+
+    /// Runs `sql` on the store's own (write) connection and returns the rows it affected. For
+    /// the conformance suite only: shows what the database itself refuses.
+    #[doc(hidden)]
+    #[cfg(feature = "conformance")]
+    async fn execute_raw_for_tests(&self, sql: &str) -> StoreResult<u64>;
+    /// Runs `sql` with the audit log's append-only triggers lifted, in one transaction that
+    /// restores them before it commits: an attacker with database access, for the conformance
+    /// suite's tampering cases only.
+    #[doc(hidden)]
+    #[cfg(feature = "conformance")]
+    async fn tamper_audit_for_tests(&self, sql: &str) -> StoreResult<u64>;
 
     // ---- jobs ------------------------------------------------------------------------------
 

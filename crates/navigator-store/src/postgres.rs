@@ -5,9 +5,13 @@
 //! - One pool; every write is one transaction under READ COMMITTED. Job status changes lock the
 //!   job row (`SELECT … FOR UPDATE`) and then compare-and-set it with an
 //!   `UPDATE … WHERE id AND status [AND lease_owner]` guard, recording the event in the same
-//!   transaction — the same single code path as the SQLite backend ([`jobs::compare_and_set`]).
+//!   transaction — the same single code path as the SQLite backend (`jobs::compare_and_set`).
 //! - Claims pick the earliest eligible job with `FOR UPDATE SKIP LOCKED`, so any number of
 //!   workers in any number of processes claim side by side and never share a job.
+//! - Audit log appends take a transaction-level advisory lock as their first statement, then read
+//!   the chain's head and insert after it: appenders in every process queue on the lock, so the
+//!   chain never forks (and a unique `prev_hash` would refuse a fork). Row triggers refuse UPDATE
+//!   and DELETE, a statement trigger TRUNCATE.
 //! - The schema mirrors SQLite's: text uuids (`COLLATE "C"`, so id order is time order), BIGINT
 //!   unix-millisecond timestamps, the same migration versions and descriptions.
 //! - Keyword search is a generated `tsvector` column with a GIN index, ranked by `ts_rank_cd`;
@@ -22,15 +26,16 @@ mod rows;
 mod search;
 
 use crate::{
-    Budget, ChunkHit, ChunkRecord, Created, DocumentRecord, Embedding, JobEvent, JobRecord,
-    MigrationInfo, NewChunk, NewDocument, OwnerScope, Progress, QueueStats, RemoteParseRecord,
-    SearchQuery, Store, StoreError, StoreResult, TextToEmbed, Transition, UsageRecord,
-    UsageSummary,
+    ApiKeyRecord, AuditFilter, AuditRecord, AuditSealer, Budget, ChunkHit, ChunkRecord, Created,
+    DataKeyRecord, DocumentRecord, Embedding, JobEvent, JobRecord, MigrationInfo, NewAuditEntry,
+    NewChunk, NewDocument, OwnerScope, Progress, QueueStats, RemoteParseRecord, SearchQuery, Store,
+    StoreError, StoreResult, TextToEmbed, Transition, UsageRecord, UsageSummary,
 };
 use jobs::Cas;
 use navigator_domain::{DocumentId, ErrorCode, JobId, JobStatus, OwnerId, Sha256Hex, Stage};
 use rows::{
-    budget_columns, chunk_columns, document_select, job_columns, remote_parse_columns, to_ms,
+    api_key_columns, audit_columns, budget_columns, chunk_columns, data_key_columns,
+    document_select, job_columns, remote_parse_columns, to_ms,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -122,6 +127,10 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 /// The advisory-lock key of the maintenance leader ("navmaint" in ASCII).
 const MAINTENANCE_LOCK_KEY: i64 = 0x6e61_766d_6169_6e74;
 
+/// The transaction-level advisory-lock key that serialises audit log appends ("navaudit" in
+/// ASCII).
+const AUDIT_LOCK_KEY: i64 = 0x6e61_7661_7564_6974;
+
 /// Holds the maintenance advisory lock on its own connection.
 struct PgLeadership {
     conn: sqlx::PgConnection,
@@ -139,12 +148,66 @@ impl crate::Leadership for PgLeadership {
 }
 
 /// Pool limits and server-side timeouts for [`PgStore::connect_with`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgPoolSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
     pub idle_in_transaction_timeout: Duration,
+    /// TLS to the server (libpq's `sslmode`). An `sslmode` in the URL (or `PGSSLMODE`) that is
+    /// stricter wins, so a default here never weakens what the URL asks for.
+    pub tls_mode: PgTlsMode,
+    /// PEM file of the CA(s) the server's certificate must chain to (libpq's `sslrootcert`);
+    /// `None` keeps the URL's `sslrootcert`, if any.
+    pub tls_ca_path: Option<std::path::PathBuf>,
+}
+
+/// libpq's `sslmode` (without `allow`, which only downgrades).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PgTlsMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it, else plain; the certificate is not checked.
+    #[default]
+    Prefer,
+    /// TLS or fail; the certificate is checked only when a CA file is given (as verify-ca).
+    Require,
+    /// TLS, the certificate chained to the CA file.
+    VerifyCa,
+    /// TLS, the certificate chained to the CA file and naming the host connected to.
+    VerifyFull,
+}
+
+impl PgTlsMode {
+    /// The stricter of this mode and `other` (from the URL).
+    fn at_least(self, other: sqlx::postgres::PgSslMode) -> sqlx::postgres::PgSslMode {
+        use sqlx::postgres::PgSslMode;
+        let rank = |mode: PgSslMode| match mode {
+            PgSslMode::Disable => 0,
+            PgSslMode::Allow => 1,
+            PgSslMode::Prefer => 2,
+            PgSslMode::Require => 3,
+            PgSslMode::VerifyCa => 4,
+            PgSslMode::VerifyFull => 5,
+        };
+        let ours = self.ssl_mode();
+        if rank(other) > rank(ours) {
+            other
+        } else {
+            ours
+        }
+    }
+
+    fn ssl_mode(self) -> sqlx::postgres::PgSslMode {
+        use sqlx::postgres::PgSslMode;
+        match self {
+            Self::Disable => PgSslMode::Disable,
+            Self::Prefer => PgSslMode::Prefer,
+            Self::Require => PgSslMode::Require,
+            Self::VerifyCa => PgSslMode::VerifyCa,
+            Self::VerifyFull => PgSslMode::VerifyFull,
+        }
+    }
 }
 
 /// Server-side cap on a transaction left idle.
@@ -157,6 +220,8 @@ impl Default for PgPoolSettings {
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
             idle_in_transaction_timeout: DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
+            tls_mode: PgTlsMode::default(),
+            tls_ca_path: None,
         }
     }
 }
@@ -170,19 +235,23 @@ impl PgStore {
 
     /// Connects with explicit pool limits and server-side timeouts.
     pub async fn connect_with(url: &str, settings: &PgPoolSettings) -> StoreResult<Self> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Database(format!("invalid postgres url: {e}")))?
-            .application_name("navigator")
-            .options([
-                (
-                    "statement_timeout",
-                    format!("{}ms", settings.statement_timeout.as_millis()),
-                ),
-                (
-                    "idle_in_transaction_session_timeout",
-                    format!("{}ms", settings.idle_in_transaction_timeout.as_millis()),
-                ),
-            ]);
+        let mut options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Database(format!("invalid postgres url: {e}")))?;
+        let ssl_mode = settings.tls_mode.at_least(options.get_ssl_mode());
+        options = options.ssl_mode(ssl_mode);
+        if let Some(ca) = &settings.tls_ca_path {
+            options = options.ssl_root_cert(ca);
+        }
+        let options = options.application_name("navigator").options([
+            (
+                "statement_timeout",
+                format!("{}ms", settings.statement_timeout.as_millis()),
+            ),
+            (
+                "idle_in_transaction_session_timeout",
+                format!("{}ms", settings.idle_in_transaction_timeout.as_millis()),
+            ),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -363,6 +432,30 @@ async fn fetch_scoped_job(
     }
 }
 
+async fn insert_audit(conn: &mut PgConnection, record: &AuditRecord) -> StoreResult<()> {
+    sqlx::query(concat!(
+        "INSERT INTO audit_log (",
+        audit_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ))
+    .bind(record.seq)
+    .bind(to_ms(record.at))
+    .bind(record.actor.as_str())
+    .bind(record.action.as_str())
+    .bind(record.resource_type.as_str())
+    .bind(record.resource_id.as_deref())
+    .bind(record.outcome.as_str())
+    .bind(record.request_id.as_deref())
+    .bind(record.source_ip.as_deref())
+    .bind(record.entry.as_slice())
+    .bind(record.prev_hash.as_slice())
+    .bind(record.hash.as_slice())
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
 fn to_i64(value: u64, what: &str) -> StoreResult<i64> {
     i64::try_from(value).map_err(|_| StoreError::Conflict(format!("{what} out of range")))
 }
@@ -521,6 +614,13 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+            // Its data key goes with it, in this transaction: once committed, whatever was
+            // encrypted under it (blobs, backups of them) is unreadable (crypto-shredding).
+            sqlx::query("DELETE FROM data_keys WHERE document_id = $1")
+                .bind(&doc_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
             // Its remote parse goes with it; usage and webhook delivery rows stay (history).
             sqlx::query("DELETE FROM remote_parses WHERE document_id = $1 OR job_id = $2")
                 .bind(&doc_id)
@@ -1388,6 +1488,305 @@ impl Store for PgStore {
         let hits = search::vector(&mut tx, query, model, vector).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(hits)
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO api_keys (",
+            api_key_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING"
+        ))
+        .bind(key.id.as_str())
+        .bind(key.owner.as_str())
+        .bind(rows::roles_param(&key.roles))
+        .bind(key.secret_sha256.as_slice())
+        .bind(key.label.as_str())
+        .bind(to_ms(key.created_at))
+        .bind(key.expires_at.map(to_ms))
+        .bind(key.revoked_at.map(to_ms))
+        .bind(key.last_used_at.map(to_ms))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict("api key id exists".to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn get_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            api_key_columns!(),
+            " FROM api_keys WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(rows::api_key)
+        .transpose()
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            api_key_columns!(),
+            " FROM api_keys ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::api_key)
+        .collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let result = async {
+            // Locked, so of concurrent revocations exactly one sees the key unrevoked.
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                api_key_columns!(),
+                " FROM api_keys WHERE id = $1 FOR UPDATE"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or(StoreError::NotFound)?;
+            let key = rows::api_key(&row)?;
+            if key.revoked_at.is_none() {
+                sqlx::query(
+                    "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(to_ms(now))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            Ok(key.is_active(now))
+        }
+        .await;
+        Self::finish(tx, result).await
+    }
+
+    async fn touch_api_key(&self, id: &str, now: OffsetDateTime) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET last_used_at = GREATEST(last_used_at, $1) WHERE id = $2",
+        )
+        .bind(to_ms(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn put_data_key(&self, key: &DataKeyRecord) -> StoreResult<bool> {
+        // A racing insert of the same document waits for the first to commit, then does nothing.
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO data_keys (",
+            data_key_columns!(),
+            ") VALUES ($1, $2, $3, $4) ON CONFLICT (document_id) DO NOTHING"
+        ))
+        .bind(key.document_id.to_string())
+        .bind(key.kek_id.as_str())
+        .bind(key.wrapped.as_slice())
+        .bind(to_ms(key.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn get_data_key(&self, document_id: DocumentId) -> StoreResult<Option<DataKeyRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            data_key_columns!(),
+            " FROM data_keys WHERE document_id = $1"
+        ))
+        .bind(document_id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(rows::data_key)
+        .transpose()
+    }
+
+    async fn data_keys_wrapped_by_other_than(
+        &self,
+        kek_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<DataKeyRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            data_key_columns!(),
+            " FROM data_keys WHERE kek_id <> $1 ORDER BY document_id LIMIT $2"
+        ))
+        .bind(kek_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::data_key)
+        .collect()
+    }
+
+    async fn rewrap_data_key(
+        &self,
+        document_id: DocumentId,
+        old_kek_id: &str,
+        old_wrapped: &[u8],
+        new: &DataKeyRecord,
+    ) -> StoreResult<bool> {
+        if new.document_id != document_id {
+            return Err(StoreError::Conflict(
+                "the new data key is for another document".to_owned(),
+            ));
+        }
+        // One statement: a concurrent rewrap of the same row waits, then re-checks the guard
+        // against the committed row and matches nothing.
+        let swapped = sqlx::query(
+            "UPDATE data_keys SET kek_id = $1, wrapped = $2 \
+             WHERE document_id = $3 AND kek_id = $4 AND wrapped = $5",
+        )
+        .bind(new.kek_id.as_str())
+        .bind(new.wrapped.as_slice())
+        .bind(document_id.to_string())
+        .bind(old_kek_id)
+        .bind(old_wrapped)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(swapped == 1)
+    }
+
+    async fn count_data_keys_by_kek(&self) -> StoreResult<Vec<(String, u64)>> {
+        sqlx::query("SELECT kek_id, COUNT(*) AS n FROM data_keys GROUP BY kek_id ORDER BY kek_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(rows::kek_count)
+            .collect()
+    }
+
+    async fn append_audit(
+        &self,
+        entry: &NewAuditEntry,
+        sealer: &dyn AuditSealer,
+        genesis: &[u8; 32],
+    ) -> StoreResult<AuditRecord> {
+        let mut tx = self.begin().await?;
+        let result = async {
+            // First statement: every appender in every process queues here until the previous
+            // append commits; under READ COMMITTED the head read next then sees that append.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(AUDIT_LOCK_KEY)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .map(|row| {
+                    Ok::<_, StoreError>((rows::get(&row, "seq")?, rows::get_hash(&row, "hash")?))
+                })
+                .transpose()?;
+            let record = rows::next_audit(entry, sealer, genesis, head)?;
+            insert_audit(&mut tx, &record).await?;
+            Ok(record)
+        }
+        .await;
+        Self::finish(tx, result).await
+    }
+
+    async fn audit_entries(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE seq > $1 \
+             AND ($3::text IS NULL OR actor = $3) AND ($4::text IS NULL OR action = $4) \
+             AND ($5::text IS NULL OR resource_id = $5) \
+             AND ($6::bigint IS NULL OR at >= $6) AND ($7::bigint IS NULL OR at < $7) \
+             ORDER BY seq LIMIT $2"
+        ))
+        .bind(filter.after_seq)
+        .bind(i64::from(filter.limit))
+        .bind(filter.actor.as_deref())
+        .bind(filter.action.as_deref())
+        .bind(filter.resource_id.as_deref())
+        .bind(filter.from.map(to_ms))
+        .bind(filter.to.map(to_ms))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::audit)
+        .collect()
+    }
+
+    async fn audit_chain(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::audit)
+        .collect()
+    }
+
+    #[cfg(feature = "conformance")]
+    async fn execute_raw_for_tests(&self, sql: &str) -> StoreResult<u64> {
+        Ok(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected())
+    }
+
+    #[cfg(feature = "conformance")]
+    async fn tamper_audit_for_tests(&self, sql: &str) -> StoreResult<u64> {
+        // Disabling triggers is transactional (and locks the table): no other session ever
+        // sees the log unguarded, and a failing `sql` leaves them enabled.
+        let mut tx = self.begin().await?;
+        let result = async {
+            sqlx::raw_sql("ALTER TABLE audit_log DISABLE TRIGGER USER")
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let affected = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+            sqlx::raw_sql("ALTER TABLE audit_log ENABLE TRIGGER USER")
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            Ok(affected)
+        }
+        .await;
+        Self::finish(tx, result).await
     }
 }
 

@@ -7,9 +7,9 @@
 //! every decoder below is written once.
 
 use crate::{
-    Budget, ChunkRecord, DocumentRecord, DocumentStatus, DocumentUsage, JobError, JobEvent,
-    JobRecord, OwnerUsage, Progress, RemoteParseRecord, StoreError, StoreResult, UsageRecord,
-    UsageSummary, UsageTotals,
+    ApiKeyRecord, AuditRecord, Budget, ChunkRecord, DataKeyRecord, DocumentRecord, DocumentStatus,
+    DocumentUsage, JobError, JobEvent, JobRecord, OwnerUsage, Progress, RemoteParseRecord,
+    StoreError, StoreResult, UsageRecord, UsageSummary, UsageTotals,
 };
 use navigator_domain::{
     ChunkId, DocumentId, ErrorCode, JobId, JobStatus, MediaType, OwnerId, Sha256Hex, Stage,
@@ -43,6 +43,32 @@ macro_rules! remote_parse_columns {
     };
 }
 pub(crate) use remote_parse_columns;
+
+/// Columns of an `api_keys` row, in the order [`api_key`] expects them.
+macro_rules! api_key_columns {
+    () => {
+        "id, owner_id, roles, secret_sha256, label, created_at, expires_at, revoked_at, \
+         last_used_at"
+    };
+}
+pub(crate) use api_key_columns;
+
+/// Columns of a `data_keys` row, in the order [`data_key`] expects them.
+macro_rules! data_key_columns {
+    () => {
+        "document_id, kek_id, wrapped, created_at"
+    };
+}
+pub(crate) use data_key_columns;
+
+/// Columns of an `audit_log` row, in the order [`audit`] expects them.
+macro_rules! audit_columns {
+    () => {
+        "seq, at, actor, action, resource_type, resource_id, outcome, request_id, source_ip, \
+         entry, prev_hash, hash"
+    };
+}
+pub(crate) use audit_columns;
 
 /// Columns of a `budgets` row, in the order [`budget`] expects them.
 macro_rules! budget_columns {
@@ -93,6 +119,7 @@ pub(crate) trait Columns {
     fn int(&self, column: &str) -> StoreResult<i64>;
     fn opt_int(&self, column: &str) -> StoreResult<Option<i64>>;
     fn float(&self, column: &str) -> StoreResult<f64>;
+    fn blob(&self, column: &str) -> StoreResult<Vec<u8>>;
 }
 
 /// Implements [`Columns`] for a sqlx row type with `try_get`.
@@ -112,6 +139,9 @@ macro_rules! columns_for_row {
                 $crate::rows::decoded(column, sqlx::Row::try_get(self, column))
             }
             fn float(&self, column: &str) -> $crate::StoreResult<f64> {
+                $crate::rows::decoded(column, sqlx::Row::try_get(self, column))
+            }
+            fn blob(&self, column: &str) -> $crate::StoreResult<Vec<u8>> {
                 $crate::rows::decoded(column, sqlx::Row::try_get(self, column))
             }
         }
@@ -149,6 +179,12 @@ impl FromColumn for i64 {
 impl FromColumn for Option<i64> {
     fn read(row: &impl Columns, column: &str) -> StoreResult<Self> {
         row.opt_int(column)
+    }
+}
+
+impl FromColumn for Vec<u8> {
+    fn read(row: &impl Columns, column: &str) -> StoreResult<Self> {
+        row.blob(column)
     }
 }
 
@@ -433,5 +469,96 @@ pub(crate) fn usage_summary<R: Columns>(groups: &[R]) -> StoreResult<UsageSummar
             .map(|(owner, totals)| OwnerUsage { owner, totals })
             .collect(),
         documents,
+    })
+}
+
+pub(crate) fn get_hash(row: &impl Columns, column: &str) -> StoreResult<[u8; 32]> {
+    let bytes: Vec<u8> = get(row, column)?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| corrupt(format!("column {column}: {} bytes, not 32", bytes.len())))
+}
+
+/// API key roles as stored: a JSON array of strings.
+pub(crate) fn roles_param(roles: &[String]) -> String {
+    serde_json::Value::from(roles.to_vec()).to_string()
+}
+
+pub(crate) fn api_key(row: &impl Columns) -> StoreResult<ApiKeyRecord> {
+    let roles: String = get(row, "roles")?;
+    Ok(ApiKeyRecord {
+        id: get(row, "id")?,
+        owner: get_owner(row, "owner_id")?,
+        roles: serde_json::from_str(&roles).map_err(|e| corrupt(format!("column roles: {e}")))?,
+        secret_sha256: get_hash(row, "secret_sha256")?,
+        label: get(row, "label")?,
+        created_at: get_time(row, "created_at")?,
+        expires_at: get_opt_time(row, "expires_at")?,
+        revoked_at: get_opt_time(row, "revoked_at")?,
+        last_used_at: get_opt_time(row, "last_used_at")?,
+    })
+}
+
+pub(crate) fn data_key(row: &impl Columns) -> StoreResult<DataKeyRecord> {
+    Ok(DataKeyRecord {
+        document_id: parse_with(row, "document_id", DocumentId::parse)?,
+        kek_id: get(row, "kek_id")?,
+        wrapped: get(row, "wrapped")?,
+        created_at: get_time(row, "created_at")?,
+    })
+}
+
+/// `(kek_id, n)` of a count by key-encryption key.
+pub(crate) fn kek_count(row: &impl Columns) -> StoreResult<(String, u64)> {
+    Ok((get(row, "kek_id")?, get_u64(row, "n")?))
+}
+
+pub(crate) fn audit(row: &impl Columns) -> StoreResult<AuditRecord> {
+    Ok(AuditRecord {
+        seq: get(row, "seq")?,
+        at: get_time(row, "at")?,
+        actor: get(row, "actor")?,
+        action: get(row, "action")?,
+        resource_type: get(row, "resource_type")?,
+        resource_id: get(row, "resource_id")?,
+        outcome: get(row, "outcome")?,
+        request_id: get(row, "request_id")?,
+        source_ip: get(row, "source_ip")?,
+        entry: get(row, "entry")?,
+        prev_hash: get_hash(row, "prev_hash")?,
+        hash: get_hash(row, "hash")?,
+    })
+}
+
+/// The row [`crate::Store::append_audit`] inserts after `prev` (`(seq, hash)` of the head row,
+/// `None` for an empty log).
+pub(crate) fn next_audit(
+    entry: &crate::NewAuditEntry,
+    sealer: &dyn crate::AuditSealer,
+    genesis: &[u8; 32],
+    prev: Option<(i64, [u8; 32])>,
+) -> StoreResult<AuditRecord> {
+    let (seq, prev_hash) = match prev {
+        Some((seq, hash)) => (
+            seq.checked_add(1)
+                .ok_or_else(|| corrupt("audit log sequence exhausted"))?,
+            hash,
+        ),
+        None => (1, *genesis),
+    };
+    let hash = sealer.seal(seq, &prev_hash, &entry.entry);
+    Ok(AuditRecord {
+        seq,
+        // As it reads back: timestamps are stored to the millisecond.
+        at: from_ms(to_ms(entry.at))?,
+        actor: entry.actor.clone(),
+        action: entry.action.clone(),
+        resource_type: entry.resource_type.clone(),
+        resource_id: entry.resource_id.clone(),
+        outcome: entry.outcome.clone(),
+        request_id: entry.request_id.clone(),
+        source_ip: entry.source_ip.clone(),
+        entry: entry.entry.clone(),
+        prev_hash,
+        hash,
     })
 }

@@ -10,6 +10,8 @@
 //!   earliest eligible job and its compare-and-set happen under the write lock.
 //! - `sqlite::memory:` uses one pool of one connection for both roles: every connection to a
 //!   private in-memory database would otherwise see its own empty database.
+//! - Audit log appends read the chain's head and insert after it under that same write lock, so
+//!   writers in any number of processes extend one chain; triggers make the table append-only.
 //! - Keyword search is an FTS5 table kept in step with live chunks inside the same transactions
 //!   (no triggers); vector search is brute-force cosine (see the `search` module).
 
@@ -19,15 +21,16 @@ mod rows;
 mod search;
 
 use crate::{
-    Budget, ChunkHit, ChunkRecord, Created, DocumentRecord, Embedding, JobEvent, JobRecord,
-    MigrationInfo, NewChunk, NewDocument, OwnerScope, Progress, QueueStats, RemoteParseRecord,
-    SearchQuery, Store, StoreError, StoreResult, TextToEmbed, Transition, UsageRecord,
-    UsageSummary,
+    ApiKeyRecord, AuditFilter, AuditRecord, AuditSealer, Budget, ChunkHit, ChunkRecord, Created,
+    DataKeyRecord, DocumentRecord, Embedding, JobEvent, JobRecord, MigrationInfo, NewAuditEntry,
+    NewChunk, NewDocument, OwnerScope, Progress, QueueStats, RemoteParseRecord, SearchQuery, Store,
+    StoreError, StoreResult, TextToEmbed, Transition, UsageRecord, UsageSummary,
 };
 use jobs::Cas;
 use navigator_domain::{DocumentId, ErrorCode, JobId, JobStatus, OwnerId, Sha256Hex, Stage};
 use rows::{
-    budget_columns, chunk_columns, document_select, job_columns, remote_parse_columns, to_ms,
+    api_key_columns, audit_columns, budget_columns, chunk_columns, data_key_columns,
+    document_select, job_columns, remote_parse_columns, to_ms,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -88,6 +91,9 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
+/// SQLite's extended result code for a constraint raised by a trigger (`SQLITE_CONSTRAINT_TRIGGER`).
+const SQLITE_CONSTRAINT_TRIGGER: &str = "1811";
+
 /// Maps a sqlx error onto the store's classes: constraint violations are conflicts, decoding
 /// problems corrupt rows, and everything else (I/O, `SQLITE_BUSY`, a closed pool) transient.
 pub(crate) fn db_err(error: sqlx::Error) -> StoreError {
@@ -99,6 +105,10 @@ pub(crate) fn db_err(error: sqlx::Error) -> StoreError {
             | ErrorKind::ForeignKeyViolation
             | ErrorKind::NotNullViolation
             | ErrorKind::CheckViolation => StoreError::Conflict(db.message().to_owned()),
+            // A trigger's RAISE(ABORT, …), e.g. a write to the append-only audit log.
+            _ if db.code().as_deref() == Some(SQLITE_CONSTRAINT_TRIGGER) => {
+                StoreError::Conflict(db.message().to_owned())
+            }
             _ => StoreError::Database(db.message().to_owned()),
         },
         e @ (sqlx::Error::Decode(_)
@@ -224,6 +234,30 @@ async fn document_exists(conn: &mut SqliteConnection, id: DocumentId) -> StoreRe
         .await
         .map_err(db_err)?
         .is_some())
+}
+
+async fn insert_audit(conn: &mut SqliteConnection, record: &AuditRecord) -> StoreResult<()> {
+    sqlx::query(concat!(
+        "INSERT INTO audit_log (",
+        audit_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))
+    .bind(record.seq)
+    .bind(to_ms(record.at))
+    .bind(record.actor.as_str())
+    .bind(record.action.as_str())
+    .bind(record.resource_type.as_str())
+    .bind(record.resource_id.as_deref())
+    .bind(record.outcome.as_str())
+    .bind(record.request_id.as_deref())
+    .bind(record.source_ip.as_deref())
+    .bind(record.entry.as_slice())
+    .bind(record.prev_hash.as_slice())
+    .bind(record.hash.as_slice())
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 fn to_i64(value: u64, what: &str) -> StoreResult<i64> {
@@ -424,6 +458,13 @@ impl Store for SqliteStore {
             jobs::compare_and_set(&mut tx, job.id, &cas, now).await?;
         }
         let doc_id = id.to_string();
+        // Its data key goes with it, in this transaction: once committed, whatever was encrypted
+        // under it (blobs, backups of them) is unreadable (crypto-shredding).
+        sqlx::query("DELETE FROM data_keys WHERE document_id = ?1")
+            .bind(&doc_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         // Its remote parse goes with it; usage and webhook delivery rows stay (history).
         sqlx::query("DELETE FROM remote_parses WHERE document_id = ?1 OR job_id = ?2")
             .bind(&doc_id)
@@ -1232,6 +1273,306 @@ impl Store for SqliteStore {
         let hits = search::vector(&mut tx, query, model, vector).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(hits)
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO api_keys (",
+            api_key_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING"
+        ))
+        .bind(key.id.as_str())
+        .bind(key.owner.as_str())
+        .bind(rows::roles_param(&key.roles))
+        .bind(key.secret_sha256.as_slice())
+        .bind(key.label.as_str())
+        .bind(to_ms(key.created_at))
+        .bind(key.expires_at.map(to_ms))
+        .bind(key.revoked_at.map(to_ms))
+        .bind(key.last_used_at.map(to_ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict("api key id exists".to_owned()));
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            api_key_columns!(),
+            " FROM api_keys WHERE id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(rows::api_key)
+        .transpose()
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            api_key_columns!(),
+            " FROM api_keys ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::api_key)
+        .collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            api_key_columns!(),
+            " FROM api_keys WHERE id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .ok_or(StoreError::NotFound)?;
+        let key = rows::api_key(&row)?;
+        if key.revoked_at.is_none() {
+            sqlx::query("UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL")
+                .bind(to_ms(now))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(key.is_active(now))
+    }
+
+    async fn touch_api_key(&self, id: &str, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, ?1), ?1) WHERE id = ?2",
+        )
+        .bind(to_ms(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn put_data_key(&self, key: &DataKeyRecord) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO data_keys (",
+            data_key_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4) ON CONFLICT (document_id) DO NOTHING"
+        ))
+        .bind(key.document_id.to_string())
+        .bind(key.kek_id.as_str())
+        .bind(key.wrapped.as_slice())
+        .bind(to_ms(key.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(inserted == 1)
+    }
+
+    async fn get_data_key(&self, document_id: DocumentId) -> StoreResult<Option<DataKeyRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            data_key_columns!(),
+            " FROM data_keys WHERE document_id = ?1"
+        ))
+        .bind(document_id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(rows::data_key)
+        .transpose()
+    }
+
+    async fn data_keys_wrapped_by_other_than(
+        &self,
+        kek_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<DataKeyRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            data_key_columns!(),
+            " FROM data_keys WHERE kek_id <> ?1 ORDER BY document_id LIMIT ?2"
+        ))
+        .bind(kek_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::data_key)
+        .collect()
+    }
+
+    async fn rewrap_data_key(
+        &self,
+        document_id: DocumentId,
+        old_kek_id: &str,
+        old_wrapped: &[u8],
+        new: &DataKeyRecord,
+    ) -> StoreResult<bool> {
+        if new.document_id != document_id {
+            return Err(StoreError::Conflict(
+                "the new data key is for another document".to_owned(),
+            ));
+        }
+        let mut tx = self.begin().await?;
+        let swapped = sqlx::query(
+            "UPDATE data_keys SET kek_id = ?1, wrapped = ?2 \
+             WHERE document_id = ?3 AND kek_id = ?4 AND wrapped = ?5",
+        )
+        .bind(new.kek_id.as_str())
+        .bind(new.wrapped.as_slice())
+        .bind(document_id.to_string())
+        .bind(old_kek_id)
+        .bind(old_wrapped)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(swapped == 1)
+    }
+
+    async fn count_data_keys_by_kek(&self) -> StoreResult<Vec<(String, u64)>> {
+        sqlx::query("SELECT kek_id, COUNT(*) AS n FROM data_keys GROUP BY kek_id ORDER BY kek_id")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(rows::kek_count)
+            .collect()
+    }
+
+    async fn append_audit(
+        &self,
+        entry: &NewAuditEntry,
+        sealer: &dyn AuditSealer,
+        genesis: &[u8; 32],
+    ) -> StoreResult<AuditRecord> {
+        // `BEGIN IMMEDIATE`: the write lock is held from here to the commit, so no other
+        // connection (in this process or another) can append between reading the head and
+        // inserting after it.
+        let mut tx = self.begin().await?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .map(|row| {
+                Ok::<_, StoreError>((rows::get(&row, "seq")?, rows::get_hash(&row, "hash")?))
+            })
+            .transpose()?;
+        let record = rows::next_audit(entry, sealer, genesis, head)?;
+        insert_audit(&mut tx, &record).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    async fn audit_entries(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE seq > ?1 \
+             AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR action = ?4) \
+             AND (?5 IS NULL OR resource_id = ?5) \
+             AND (?6 IS NULL OR at >= ?6) AND (?7 IS NULL OR at < ?7) \
+             ORDER BY seq LIMIT ?2"
+        ))
+        .bind(filter.after_seq)
+        .bind(i64::from(filter.limit))
+        .bind(filter.actor.as_deref())
+        .bind(filter.action.as_deref())
+        .bind(filter.resource_id.as_deref())
+        .bind(filter.from.map(to_ms))
+        .bind(filter.to.map(to_ms))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::audit)
+        .collect()
+    }
+
+    async fn audit_chain(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        ))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(rows::audit)
+        .collect()
+    }
+
+    #[cfg(feature = "conformance")]
+    async fn execute_raw_for_tests(&self, sql: &str) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let affected = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(affected)
+    }
+
+    #[cfg(feature = "conformance")]
+    async fn tamper_audit_for_tests(&self, sql: &str) -> StoreResult<u64> {
+        // SQLite cannot disable a trigger: drop the audit log's triggers, run `sql`, and
+        // recreate them from their stored definitions, all in one transaction (SQLite DDL is
+        // transactional, so no other connection ever sees the log unguarded).
+        let mut tx = self.begin().await?;
+        let triggers: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        for (name, _) in &triggers {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TRIGGER \"{name}\"")))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        let affected = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        for (_, definition) in triggers {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(definition))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(affected)
     }
 }
 

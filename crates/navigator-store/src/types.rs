@@ -360,3 +360,105 @@ pub struct Budget {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
+
+/// A service API key. The secret itself is never stored, only its SHA-256: a database leak
+/// reveals no usable credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The public part of the key (what a request names before proving the secret); unique.
+    pub id: String,
+    pub owner: OwnerId,
+    /// Role names, in the order given (stored as a JSON array).
+    pub roles: Vec<String>,
+    /// SHA-256 of the secret half of the key.
+    pub secret_sha256: [u8; 32],
+    /// Free text for operators ("ingest service, staging").
+    pub label: String,
+    pub created_at: OffsetDateTime,
+    /// After this instant the key no longer authenticates (checked by the caller).
+    pub expires_at: Option<OffsetDateTime>,
+    /// Set once by [`crate::Store::revoke_api_key`].
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Kept up to date by [`crate::Store::touch_api_key`]; never moves back.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl ApiKeyRecord {
+    /// Whether the key authenticates at `now`: not revoked, and not expired (`expires_at` is the
+    /// first instant it no longer does).
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// A document's data key (envelope encryption): the key that encrypts the document's blobs,
+/// wrapped (encrypted) by the key-encryption key `kek_id`. Opaque to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataKeyRecord {
+    pub document_id: DocumentId,
+    /// Which key-encryption key wrapped `wrapped`.
+    pub kek_id: String,
+    pub wrapped: Vec<u8>,
+    /// When the data key was made (kept when it is rewrapped).
+    pub created_at: OffsetDateTime,
+}
+
+/// Computes the hash of an audit log row, inside the append transaction (so the row's `seq` and
+/// predecessor are final when it runs). Typically an HMAC under a key the database never sees.
+/// Must be deterministic and must not block: it runs while the log's write lock is held.
+pub trait AuditSealer: Send + Sync {
+    /// The hash of row `seq`, whose predecessor's hash is `prev_hash` (the genesis value for
+    /// `seq == 1`), over the row's canonical `entry` bytes.
+    fn seal(&self, seq: i64, prev_hash: &[u8; 32], entry: &[u8]) -> [u8; 32];
+}
+
+/// An audit log entry to append. The scalar fields are copies of what `entry` says, kept as
+/// columns so the log can be filtered; `entry` is what is hashed and is stored verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub source_ip: Option<String>,
+    /// Canonical JSON of the whole entry, produced by the caller.
+    pub entry: Vec<u8>,
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// 1, 2, 3, … with no gaps (unless someone with database access deleted rows, which the
+    /// chain then shows).
+    pub seq: i64,
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub entry: Vec<u8>,
+    /// The previous row's `hash` (the genesis value for `seq == 1`).
+    pub prev_hash: [u8; 32],
+    /// `sealer.seal(seq, prev_hash, entry)`.
+    pub hash: [u8; 32],
+}
+
+/// Which audit rows [`crate::Store::audit_entries`] returns: `seq > after_seq`, in seq order, at
+/// most `limit` (0 returns nothing), and only rows matching every filter that is set
+/// (`from <= at < to`, exact matches otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub after_seq: i64,
+    pub limit: u32,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub resource_id: Option<String>,
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+}

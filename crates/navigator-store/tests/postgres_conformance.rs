@@ -300,3 +300,65 @@ async fn wake_due_wakes_at_most_one_batch_per_call() {
     store.migrate().await.expect("migrate");
     navigator_store::conformance::wake_due_wakes_at_most_one_batch_per_call(Arc::new(store)).await;
 }
+
+/// Two pools on one database (two processes): 8 writers × 50 appends still form one chain, the
+/// advisory lock serialising appends across the pools.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_appending_to_one_audit_log_never_fork_it() {
+    let Some(admin) = postgres_url() else {
+        eprintln!("postgres not configured; skipping");
+        return;
+    };
+    let url = fresh_database(&admin).await;
+    let first: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.expect("connect"));
+    let second: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.expect("connect"));
+    first.migrate().await.expect("migrate");
+    navigator_store::conformance::concurrent_audit_appends_never_fork_across(
+        vec![first, second],
+        8,
+        50,
+    )
+    .await;
+}
+
+/// PostgreSQL also refuses TRUNCATE of the audit log (a statement trigger: row triggers do not
+/// fire on TRUNCATE).
+#[tokio::test]
+async fn the_audit_log_refuses_truncate() {
+    use navigator_store::{AuditSealer, NewAuditEntry, StoreError};
+    let Some(admin) = postgres_url() else {
+        eprintln!("postgres not configured; skipping");
+        return;
+    };
+    struct Xor;
+    impl AuditSealer for Xor {
+        fn seal(&self, seq: i64, prev_hash: &[u8; 32], _entry: &[u8]) -> [u8; 32] {
+            prev_hash.map(|b| b ^ seq as u8)
+        }
+    }
+    let url = fresh_database(&admin).await;
+    let store = PgStore::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let entry = NewAuditEntry {
+        at: datetime!(2030-01-01 00:00 UTC),
+        actor: "alice".to_owned(),
+        action: "login".to_owned(),
+        resource_type: "session".to_owned(),
+        resource_id: None,
+        outcome: "success".to_owned(),
+        request_id: None,
+        source_ip: None,
+        entry: b"{}".to_vec(),
+    };
+    store
+        .append_audit(&entry, &Xor, &[0; 32])
+        .await
+        .expect("append");
+    for sql in ["TRUNCATE audit_log", "TRUNCATE audit_log CASCADE"] {
+        match store.execute_raw_for_tests(sql).await {
+            Err(StoreError::Conflict(message)) => assert!(message.contains("append-only")),
+            other => panic!("{sql}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(store.audit_chain(0, 10).await.expect("chain").len(), 1);
+}

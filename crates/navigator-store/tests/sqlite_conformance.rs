@@ -178,3 +178,21 @@ async fn wake_due_wakes_at_most_one_batch_per_call() {
     store.migrate().await.expect("migrate");
     navigator_store::conformance::wake_due_wakes_at_most_one_batch_per_call(Arc::new(store)).await;
 }
+
+/// Two stores on one file (two processes): 8 writers × 50 appends still form one chain, the
+/// write lock of `BEGIN IMMEDIATE` serialising appends across the stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_appending_to_one_audit_log_never_fork_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let first: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.expect("connect"));
+    let second: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.expect("connect"));
+    first.migrate().await.expect("migrate");
+    second.migrate().await.expect("migrate");
+    navigator_store::conformance::concurrent_audit_appends_never_fork_across(
+        vec![first, second],
+        8,
+        50,
+    )
+    .await;
+}

@@ -32,6 +32,22 @@ server:
   request_timeout_secs: 30
   # Seconds a SIGTERM drain may take (requests finish, workers return their leases).
   shutdown_grace_secs: 30
+  # Requests per minute one principal may make, per API process (0: unlimited); over it: 429.
+  rate_limits:
+    uploads_per_minute: 120
+    searches_per_minute: 600
+  # HTTPS: set both files (PEM; the certificate file may hold the chain, leaf first) or neither
+  # (plain HTTP). TLS 1.2 and 1.3 only.
+  tls:
+    # Certificate file, e.g. /etc/navigator/tls/cert.pem.
+    cert_path:
+    # Private key file (PKCS#8, PKCS#1 or SEC1), e.g. /etc/navigator/tls/key.pem.
+    key_path:
+    # Seconds between checks of both files; a changed pair is loaded for new connections
+    # (a pair that fails to load is logged and the old one kept).
+    reload_interval_secs: 10
+  # Strict-Transport-Security max-age in seconds, sent on every response when TLS is on.
+  hsts_max_age_secs: 31536000
 
 database:
   # sqlite://PATH or postgres://USER:PASSWORD@HOST/DB (password masked in output);
@@ -47,6 +63,14 @@ database:
     statement_timeout_secs: 30
     # Seconds a transaction may sit idle before the server ends it.
     idle_in_transaction_timeout_secs: 60
+  # TLS to PostgreSQL (SQLite ignores it).
+  tls:
+    # disable, prefer (TLS when offered), require (TLS, certificate unchecked unless ca_path is
+    # set), verify-ca (certificate chained to ca_path) or verify-full (also the host name).
+    mode: prefer
+    # PEM file of the CA(s) the server certificate must chain to (required for verify-ca and
+    # verify-full).
+    ca_path:
 
 blobs:
   # file://DIR or s3://BUCKET/PREFIX; empty means file://{data_dir}/blobs.
@@ -171,10 +195,28 @@ auth:
     hs256_secret:
     # JWKS URL for RS256/ES256/EdDSA keys (https; http only for localhost).
     jwks_url:
+    # A JWKS file instead of a URL (re-read when a token names an unknown kid).
+    jwks_file:
     # Required `iss` claim (required for jwt).
     issuer:
     # Required `aud` claim (required for jwt).
     audience:
+    # Allowed alg values (HS256, RS256, ES256, EdDSA; never none); empty means HS256 with
+    # hs256_secret, RS256/ES256/EdDSA with a JWKS.
+    algorithms: []
+    # Longest accepted token lifetime (exp - iat), in seconds.
+    max_lifetime_secs: 3600
+    # Clock skew tolerated on exp, nbf and iat, in seconds (at most 60).
+    leeway_secs: 30
+    # Seconds fetched JWKS keys are trusted before a refresh.
+    jwks_cache_secs: 300
+    # Least seconds between two JWKS fetches caused by unknown kids.
+    jwks_min_refresh_secs: 60
+    # Longer bearer tokens are refused before parsing, in bytes.
+    max_token_bytes: 8192
+  # Role -> permissions, replacing the built-in defaults of the roles listed; e.g.
+  # {member: [documents:read, documents:write, documents:delete, search, jobs:read, jobs:retry, usage:read]}
+  roles: {}
 
 search:
   # Hits returned when a request gives no limit.
@@ -197,6 +239,25 @@ usage:
     hard_usd:
     # Seconds between re-checks of work waiting on a hard budget.
     recheck_secs: 60
+
+encryption:
+  # Keyring file with the key-encryption keys and the audit key, created (mode 0600) on first
+  # start; empty means {data_dir}/keyring.json. Ignored when keys is set.
+  keyring_file:
+  # (secret) Key-encryption keys by id, base64 of 32 bytes each, instead of the file, e.g.
+  # {"k2026": "${NAVIGATOR_KEK_2026}"}.
+  keys: {}
+  # The key that wraps new data keys; empty means the file's active key, or the only key.
+  active_key:
+  # Seconds an unwrapped per-document data key stays cached in memory.
+  key_cache_secs: 300
+
+audit:
+  # (secret) HMAC key of the audit chain, at least 32 bytes; empty means the keyring's audit key.
+  hmac_key:
+  # File outside the database anchoring the chain's head (detects a truncated tail); empty means
+  # {data_dir}/audit-anchor.json.
+  anchor_file:
 
 log:
   # text (for humans) or json (one object per line, for collectors).

@@ -360,7 +360,11 @@ fn keys_of(section: &Value) -> String {
 
 /// Sections whose keys are names the operator chooses (a map), not fields: their entries are
 /// checked by deserialisation, not against the defaults' keys.
-const FREE_FORM_MAPS: &[&[&str]] = &[&["usage", "prices"]];
+const FREE_FORM_MAPS: &[&[&str]] = &[
+    &["usage", "prices"],
+    &["auth", "roles"],
+    &["encryption", "keys"],
+];
 
 fn remove_unknown_keys(
     map: &mut BTreeMap<String, Entry>,

@@ -57,6 +57,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub search: SearchConfig,
     pub usage: UsageConfig,
+    pub encryption: EncryptionConfig,
+    pub audit: AuditConfig,
     pub log: LogConfig,
 }
 
@@ -74,6 +76,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             search: SearchConfig::default(),
             usage: UsageConfig::default(),
+            encryption: EncryptionConfig::default(),
+            audit: AuditConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -207,6 +211,69 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// How long a SIGTERM drain may take before in-flight work is abandoned.
     pub shutdown_grace_secs: u64,
+    pub rate_limits: RateLimitsConfig,
+    /// HTTPS: serve TLS when a certificate and key are set.
+    pub tls: ServerTlsConfig,
+    /// `Strict-Transport-Security: max-age` sent on every response when TLS is on.
+    pub hsts_max_age_secs: u64,
+}
+
+pub const DEFAULT_TLS_RELOAD_INTERVAL_SECS: u64 = 10;
+pub const DEFAULT_HSTS_MAX_AGE_SECS: u64 = 31_536_000;
+
+/// The API's TLS certificate: both paths or neither (plain HTTP). The files are PEM; the
+/// certificate file may hold the whole chain, leaf first. Both are re-read when either changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+    /// Seconds between checks of the two files' modification times.
+    pub reload_interval_secs: u64,
+}
+
+impl Default for ServerTlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_path: None,
+            key_path: None,
+            reload_interval_secs: DEFAULT_TLS_RELOAD_INTERVAL_SECS,
+        }
+    }
+}
+
+impl ServerTlsConfig {
+    /// The certificate and key paths when TLS is on (validation guarantees both or neither).
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        match (&self.cert_path, &self.key_path) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            _ => None,
+        }
+    }
+
+    pub fn reload_interval(&self) -> Duration {
+        Duration::from_secs(self.reload_interval_secs.max(1))
+    }
+}
+
+pub const DEFAULT_UPLOADS_PER_MINUTE: u32 = 120;
+pub const DEFAULT_SEARCHES_PER_MINUTE: u32 = 600;
+
+/// Requests per minute one principal may make (0: unlimited), per API process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    pub uploads_per_minute: u32,
+    pub searches_per_minute: u32,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            uploads_per_minute: DEFAULT_UPLOADS_PER_MINUTE,
+            searches_per_minute: DEFAULT_SEARCHES_PER_MINUTE,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -217,6 +284,9 @@ impl Default for ServerConfig {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
+            rate_limits: RateLimitsConfig::default(),
+            tls: ServerTlsConfig::default(),
+            hsts_max_age_secs: DEFAULT_HSTS_MAX_AGE_SECS,
         }
     }
 }
@@ -242,6 +312,47 @@ pub struct DatabaseConfig {
     pub url: Option<ConnectionUrl>,
     /// Connection pool (PostgreSQL).
     pub pool: PoolConfig,
+    /// TLS to PostgreSQL.
+    pub tls: DatabaseTlsConfig,
+}
+
+/// libpq's `sslmode` values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseTlsMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it, else plain (no certificate check).
+    #[default]
+    Prefer,
+    /// TLS or fail (no certificate check unless `ca_path` is set, then as verify-ca).
+    Require,
+    /// TLS, the server's certificate chained to `ca_path`.
+    VerifyCa,
+    /// As verify-ca, and the certificate names the host of `database.url`.
+    VerifyFull,
+}
+
+impl DatabaseTlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// TLS to PostgreSQL (SQLite ignores it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseTlsConfig {
+    pub mode: DatabaseTlsMode,
+    /// PEM file of the CA(s) the server's certificate must chain to (required for verify-ca
+    /// and verify-full).
+    pub ca_path: Option<PathBuf>,
 }
 
 pub const DEFAULT_POOL_MAX_CONNECTIONS: u32 = 10;
@@ -656,17 +767,63 @@ pub enum AuthMode {
 pub struct AuthConfig {
     pub mode: AuthMode,
     pub jwt: JwtConfig,
+    /// Role → permissions, replacing the built-in defaults for the roles listed (member,
+    /// operator, auditor, admin, service, or new ones).
+    pub roles: std::collections::BTreeMap<String, Vec<String>>,
 }
 
+pub const DEFAULT_JWT_MAX_LIFETIME_SECS: u64 = 3600;
+pub const DEFAULT_JWT_LEEWAY_SECS: u64 = 30;
+pub const MAX_JWT_LEEWAY_SECS: u64 = 60;
+pub const DEFAULT_JWKS_CACHE_SECS: u64 = 300;
+pub const DEFAULT_JWKS_MIN_REFRESH_SECS: u64 = 60;
+pub const DEFAULT_JWT_MAX_TOKEN_BYTES: u64 = 8192;
+/// Signature algorithms a token may use; `none` and anything else are never accepted.
+pub const JWT_ALGORITHMS: &[&str] = &["HS256", "RS256", "ES256", "EdDSA"];
+
 /// Checked only when `auth.mode` is `jwt`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtConfig {
     /// At least 32 bytes.
     pub hs256_secret: Option<Secret>,
+    /// JWKS for RS256/ES256/EdDSA keys (https; http only for loopback).
     pub jwks_url: Option<String>,
+    /// A JWKS file instead of a URL (re-read when a token names an unknown `kid`).
+    pub jwks_file: Option<PathBuf>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// Allowed `alg` values; empty means HS256 when `hs256_secret` is set, and RS256, ES256 and
+    /// EdDSA when a JWKS is configured.
+    pub algorithms: Vec<String>,
+    /// Longest accepted token lifetime (`exp − iat`).
+    pub max_lifetime_secs: u64,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (at most 60).
+    pub leeway_secs: u64,
+    /// How long fetched JWKS keys are trusted before a refresh.
+    pub jwks_cache_secs: u64,
+    /// Least time between two JWKS fetches caused by unknown `kid`s.
+    pub jwks_min_refresh_secs: u64,
+    /// Longer bearer tokens are refused before parsing.
+    pub max_token_bytes: u64,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            hs256_secret: None,
+            jwks_url: None,
+            jwks_file: None,
+            issuer: None,
+            audience: None,
+            algorithms: Vec::new(),
+            max_lifetime_secs: DEFAULT_JWT_MAX_LIFETIME_SECS,
+            leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
+            jwks_cache_secs: DEFAULT_JWKS_CACHE_SECS,
+            jwks_min_refresh_secs: DEFAULT_JWKS_MIN_REFRESH_SECS,
+            max_token_bytes: DEFAULT_JWT_MAX_TOKEN_BYTES,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -739,6 +896,69 @@ impl Default for BudgetsConfig {
             recheck_secs: DEFAULT_BUDGET_RECHECK_SECS,
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// encryption
+
+pub const DEFAULT_KEY_CACHE_SECS: u64 = 300;
+
+/// Envelope encryption of every blob: a data key per document, wrapped by a key-encryption key
+/// (KEK) named by its id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// Keyring file holding the KEKs and the audit key, created with mode 0600 on first start;
+    /// empty means `{data_dir}/keyring.json`. Ignored when `keys` is set.
+    pub keyring_file: Option<PathBuf>,
+    /// KEKs by id (base64 of 32 bytes), e.g. from `${VAR}`s, instead of the file.
+    pub keys: std::collections::BTreeMap<String, Secret>,
+    /// The KEK that wraps new data keys (default: the file's active key, or the only one).
+    pub active_key: Option<String>,
+    /// Seconds an unwrapped data key stays cached in memory.
+    pub key_cache_secs: u64,
+}
+
+impl Default for EncryptionConfig {
+    fn default() -> Self {
+        Self {
+            keyring_file: None,
+            keys: std::collections::BTreeMap::new(),
+            active_key: None,
+            key_cache_secs: DEFAULT_KEY_CACHE_SECS,
+        }
+    }
+}
+
+impl Config {
+    /// Where the keyring file lives (see [`EncryptionConfig::keyring_file`]).
+    pub fn keyring_file(&self) -> PathBuf {
+        self.encryption
+            .keyring_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keyring.json"))
+    }
+
+    /// Where the audit chain's head is anchored (see [`AuditConfig::anchor_file`]).
+    pub fn audit_anchor_file(&self) -> PathBuf {
+        self.audit
+            .anchor_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-anchor.json"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// audit
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// HMAC key of the audit chain (at least 32 bytes); empty means the keyring file's audit key.
+    pub hmac_key: Option<Secret>,
+    /// File outside the database where the chain's latest head is anchored, so truncating the
+    /// log's tail is detected; empty means `{data_dir}/audit-anchor.json`.
+    pub anchor_file: Option<PathBuf>,
 }
 
 // ---------------------------------------------------------------------------------------------

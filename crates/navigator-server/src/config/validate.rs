@@ -3,7 +3,7 @@
 //! credentials).
 
 use super::error::ConfigError;
-use super::{AuthMode, Config, EmbedderKind, LOCAL_MODEL_MAX_TOKENS, ParserKind};
+use super::{AuthMode, Config, DatabaseTlsMode, EmbedderKind, LOCAL_MODEL_MAX_TOKENS, ParserKind};
 use std::fmt::Display;
 use std::ops::RangeInclusive;
 
@@ -34,6 +34,23 @@ pub(crate) fn validate(config: &Config) -> Vec<ConfigError> {
         server.request_timeout_secs,
         1,
     );
+    let tls = &server.tls;
+    match (&tls.cert_path, &tls.key_path) {
+        (Some(_), None) => v.problem(
+            "server.tls.key_path",
+            "required when server.tls.cert_path is set (set both or neither)",
+        ),
+        (None, Some(_)) => v.problem(
+            "server.tls.cert_path",
+            "required when server.tls.key_path is set (set both or neither)",
+        ),
+        _ => {}
+    }
+    v.at_least(
+        "server.tls.reload_interval_secs",
+        tls.reload_interval_secs,
+        1,
+    );
 
     // database
     let database_url = config.database_url();
@@ -51,6 +68,42 @@ pub(crate) fn validate(config: &Config) -> Vec<ConfigError> {
                 describe_scheme(other)
             ),
         ),
+    }
+
+    let database_tls = &config.database.tls;
+    let is_postgres = matches!(database_url.scheme(), Some("postgres" | "postgresql"));
+    if matches!(
+        database_tls.mode,
+        DatabaseTlsMode::VerifyCa | DatabaseTlsMode::VerifyFull
+    ) && database_tls.ca_path.is_none()
+    {
+        v.problem(
+            "database.tls.ca_path",
+            format!(
+                "required when database.tls.mode is {}",
+                database_tls.mode.as_str()
+            ),
+        );
+    }
+    if !is_postgres {
+        if !matches!(
+            database_tls.mode,
+            DatabaseTlsMode::Disable | DatabaseTlsMode::Prefer
+        ) {
+            v.problem(
+                "database.tls.mode",
+                format!(
+                    "{} applies to PostgreSQL only; database.url is not postgres://",
+                    database_tls.mode.as_str()
+                ),
+            );
+        }
+        if database_tls.ca_path.is_some() {
+            v.problem(
+                "database.tls.ca_path",
+                "applies to PostgreSQL only; database.url is not postgres://",
+            );
+        }
     }
 
     let pool = &config.database.pool;
@@ -295,6 +348,46 @@ pub(crate) fn validate(config: &Config) -> Vec<ConfigError> {
         &jwt.hs256_secret,
         MIN_HS256_SECRET_BYTES,
     );
+    // encryption and audit
+    let encryption = &config.encryption;
+    for (id, key) in &encryption.keys {
+        let valid_id = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !valid_id {
+            v.problem(
+                "encryption.keys",
+                "key ids are 1 to 64 of A-Z a-z 0-9 . _ -",
+            );
+        }
+        if decode_key32(key.expose()).is_none() {
+            v.problem(
+                &format!("encryption.keys.{id}"),
+                "must be the base64 of exactly 32 bytes",
+            );
+        }
+    }
+    if let Some(active) = &encryption.active_key
+        && !encryption.keys.is_empty()
+        && !encryption.keys.contains_key(active)
+    {
+        v.problem("encryption.active_key", "names no key in encryption.keys");
+    }
+    if encryption.keys.len() > 1 && encryption.active_key.is_none() {
+        v.problem(
+            "encryption.active_key",
+            "required when encryption.keys has more than one key",
+        );
+    }
+    v.at_least("encryption.key_cache_secs", encryption.key_cache_secs, 1);
+    v.secret_length(
+        "audit.hmac_key",
+        &config.audit.hmac_key,
+        MIN_WEBHOOK_SECRET_BYTES,
+    );
+
     // usage
     let usage = &config.usage;
     for (provider, price) in &usage.prices {
@@ -318,13 +411,56 @@ pub(crate) fn validate(config: &Config) -> Vec<ConfigError> {
     }
     v.at_least("usage.budgets.recheck_secs", usage.budgets.recheck_secs, 1);
 
+    if let Some(bad) = jwt
+        .algorithms
+        .iter()
+        .find(|a| !super::JWT_ALGORITHMS.contains(&a.as_str()))
+    {
+        v.problem(
+            "auth.jwt.algorithms",
+            format!(
+                "{bad:?} is not allowed; use {}",
+                super::JWT_ALGORITHMS.join(", ")
+            ),
+        );
+    }
+    v.between(
+        "auth.jwt.max_lifetime_secs",
+        jwt.max_lifetime_secs,
+        60..=7 * 24 * 3600,
+    );
+    v.between(
+        "auth.jwt.leeway_secs",
+        jwt.leeway_secs,
+        0..=super::MAX_JWT_LEEWAY_SECS,
+    );
+    v.at_least("auth.jwt.jwks_cache_secs", jwt.jwks_cache_secs, 1);
+    v.at_least(
+        "auth.jwt.jwks_min_refresh_secs",
+        jwt.jwks_min_refresh_secs,
+        1,
+    );
+    v.between(
+        "auth.jwt.max_token_bytes",
+        jwt.max_token_bytes,
+        256..=65_536,
+    );
+    for (role, permissions) in &config.auth.roles {
+        if role.is_empty() || permissions.iter().any(String::is_empty) {
+            v.problem(
+                &format!("auth.roles.{role}"),
+                "role and permission names must not be empty",
+            );
+        }
+    }
     if config.auth.mode == AuthMode::Jwt {
         let has_secret = jwt.hs256_secret.as_ref().is_some_and(|s| !s.is_empty());
-        let has_jwks = jwt.jwks_url.as_deref().is_some_and(|u| !u.is_empty());
+        let has_jwks =
+            jwt.jwks_url.as_deref().is_some_and(|u| !u.is_empty()) || jwt.jwks_file.is_some();
         if !has_secret && !has_jwks {
             v.problem(
                 "auth.jwt.hs256_secret",
-                "required when auth.mode is jwt (or set auth.jwt.jwks_url)",
+                "required when auth.mode is jwt (or set auth.jwt.jwks_url or auth.jwt.jwks_file)",
             );
         }
         v.required("auth.jwt.issuer", &jwt.issuer, "auth.mode is jwt");
@@ -497,4 +633,13 @@ fn is_bucket_name(bucket: &str) -> bool {
         && bucket
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+}
+
+/// The 32 bytes a base64 key-encryption key encodes, if it is one.
+fn decode_key32(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    bytes.try_into().ok()
 }

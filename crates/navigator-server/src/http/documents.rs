@@ -4,16 +4,18 @@
 use super::AppState;
 use super::error::{ApiError, ApiPath, ApiQuery};
 use super::principal::Principal;
+use super::rate_limit::Limited;
+use crate::audit::{Action, RequestMeta};
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use futures::{Stream, StreamExt};
 use navigator_domain::{DocumentId, ErrorCode, JobId, MediaType, Sha256Hex};
-use navigator_pipeline::blob::BlobKeys;
 use navigator_pipeline::ingest::{self, IngestError, Upload};
 use navigator_store::{DocumentRecord, JobRecord};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -144,9 +146,13 @@ fn declared_type(content_type: Option<&str>) -> Result<Option<MediaType>, ApiErr
 pub async fn upload(
     State(state): State<AppState>,
     principal: Principal,
+    meta: RequestMeta,
     headers: HeaderMap,
     request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
+    state
+        .rate_limits
+        .enforce(&principal.actor(), Limited::Upload)?;
     let limit = state.limits.max_upload_bytes;
     if let Some(length) = headers
         .get(header::CONTENT_LENGTH)
@@ -264,6 +270,17 @@ pub async fn upload(
         state.clock.now(),
     )
     .await?;
+    state
+        .audit
+        .record(meta.event(
+            principal.actor(),
+            Action::DocumentUpload,
+            "document",
+            Some(created.document.id.to_string()),
+            "success",
+            json!({"job_id": created.job.id, "bytes": spooled.bytes, "duplicate": created.duplicate}),
+        ))
+        .await?;
     if !created.duplicate {
         metrics::counter!("navigator_documents_uploaded_total").increment(1);
         state.wake.notify_one();
@@ -306,6 +323,7 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
+    meta: RequestMeta,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<Page<DocumentView>>, ApiError> {
     let limit = page_limit(params.limit)?;
@@ -322,6 +340,18 @@ pub async fn list(
     let next = (docs.len() as u32 == limit)
         .then(|| docs.last().map(|d| d.id.to_string()))
         .flatten();
+    // The list shows filenames: a read of protected data.
+    state
+        .audit
+        .record(meta.event(
+            principal.actor(),
+            Action::DocumentList,
+            "document",
+            None,
+            "success",
+            json!({"documents": docs.len()}),
+        ))
+        .await?;
     Ok(Json(Page {
         items: docs.into_iter().map(DocumentView::from).collect(),
         next,
@@ -373,6 +403,7 @@ fn parse_document_id(raw: &str) -> Result<DocumentId, ApiError> {
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
+    meta: RequestMeta,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<DocumentView>, ApiError> {
     let id = parse_document_id(&id)?;
@@ -384,12 +415,24 @@ pub async fn get(
             navigator_store::StoreError::NotFound => ApiError::not_found("document"),
             other => other.into(),
         })?;
+    state
+        .audit
+        .record(meta.event(
+            principal.actor(),
+            Action::DocumentRead,
+            "document",
+            Some(id.to_string()),
+            "success",
+            json!({}),
+        ))
+        .await?;
     Ok(Json(doc.into()))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
+    meta: RequestMeta,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_document_id(&id)?;
@@ -401,13 +444,23 @@ pub async fn delete(
             navigator_store::StoreError::NotFound => ApiError::not_found("document"),
             other => other.into(),
         })?;
-    // The rows are gone; now the blobs. A failure here leaves an orphan blob (ids only, no
-    // document row points at it), not a visible document.
-    for key in [BlobKeys::original(id), BlobKeys::parsed(id)] {
-        if let Err(e) = state.blobs.delete(&key).await {
-            tracing::warn!(document_id = %id, error = %e, "failed to delete a blob of a deleted document");
-        }
+    // The rows are gone, and with them the document's data key: its blobs are unreadable from
+    // now on, wherever copies of them are. Delete them too; a failure leaves ciphertext nobody
+    // can open, not a visible document.
+    if let Err(e) = state.blobs.delete_all(id).await {
+        tracing::warn!(document_id = %id, error = %e, "failed to delete a blob of a deleted document");
     }
+    state
+        .audit
+        .record(meta.event(
+            principal.actor(),
+            Action::DocumentDelete,
+            "document",
+            Some(id.to_string()),
+            "success",
+            json!({}),
+        ))
+        .await?;
     tracing::info!(document_id = %id, "document deleted");
     Ok(StatusCode::NO_CONTENT)
 }

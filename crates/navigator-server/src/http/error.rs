@@ -10,6 +10,8 @@ use serde::Serialize;
 pub struct ApiError {
     pub code: ErrorCode,
     pub detail: String,
+    /// Extra response headers (`Retry-After`, `WWW-Authenticate`).
+    pub headers: Vec<(axum::http::HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -17,7 +19,19 @@ impl ApiError {
         Self {
             code,
             detail: detail.into(),
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: axum::http::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Adds `Retry-After: secs`.
+    pub fn retry_after(self, secs: u64) -> Self {
+        self.with_header(header::RETRY_AFTER, HeaderValue::from(secs))
     }
 
     pub fn invalid(detail: impl Into<String>) -> Self {
@@ -56,6 +70,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
         response
     }
 }

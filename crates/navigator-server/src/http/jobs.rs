@@ -89,6 +89,7 @@ pub async fn list(
 pub async fn retry(
     State(state): State<AppState>,
     principal: Principal,
+    meta: crate::audit::RequestMeta,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
     let id = parse_job_id(&id)?;
@@ -104,6 +105,17 @@ pub async fn retry(
             ),
             other => other.into(),
         })?;
+    state
+        .audit
+        .record(meta.event(
+            principal.actor(),
+            crate::audit::Action::JobRetry,
+            "job",
+            Some(id.to_string()),
+            "success",
+            serde_json::json!({"document_id": job.document_id, "stage": job.stage}),
+        ))
+        .await?;
     state.wake.notify_one();
     tracing::info!(job_id = %id, "job re-queued by request");
     Ok((axum::http::StatusCode::ACCEPTED, Json(job_view(&job))))

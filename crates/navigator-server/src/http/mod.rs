@@ -1,12 +1,16 @@
 //! The HTTP API (SPEC §4): one module per resource, each a set of handlers; [`router`] wires
-//! them with the cross-cutting layers (request ids, metrics, security headers, problem+json 404).
+//! them with the cross-cutting layers (authentication and per-route authorisation, request ids,
+//! metrics, security headers, problem+json 404).
 
+pub mod audit;
+pub mod auth;
 pub mod documents;
 pub mod error;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
 pub mod principal;
+pub mod rate_limit;
 pub mod search;
 pub mod usage;
 pub mod webhooks;
@@ -16,11 +20,10 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use navigator_domain::{Clock, ErrorCode};
 use navigator_embed::Embedder;
-use navigator_pipeline::blob::Blobs;
 use navigator_pipeline::worker::Pipeline;
 use navigator_store::Store;
 use std::path::PathBuf;
@@ -45,7 +48,7 @@ pub struct ApiLimits {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub blobs: Blobs,
+    pub blobs: navigator_pipeline::vault::DocumentBlobs,
     pub embedder: Arc<dyn Embedder>,
     pub clock: Arc<dyn Clock>,
     pub limits: ApiLimits,
@@ -58,43 +61,61 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The workers' shared parts: remote-parser callbacks and the usage policy live there.
     pub pipeline: Arc<Pipeline>,
+    /// The audit trail.
+    pub audit: Arc<dyn crate::audit::AuditSink>,
+    /// Who is calling: JWTs, API keys, roles (or the local principal with `auth.mode: none`).
+    pub auth: Arc<auth::Authenticator>,
+    /// Per-principal limits on uploads and searches.
+    pub rate_limits: Arc<rate_limit::RateLimiter>,
+}
+
+/// The handler of one [`openapi::ROUTES`] entry. The router is built by walking that table, so
+/// every served route has an entry, and with it a declared permission that
+/// [`auth::authorize`] enforces; an entry without a handler panics at startup (every test
+/// catches it). Add routes here *and* in the table, never with `Router::route` directly.
+fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
+    match (method, path) {
+        ("post", "/v1/documents") => post(documents::upload).layer(DefaultBodyLimit::disable()),
+        ("get", "/v1/documents") => get(documents::list),
+        ("get", "/v1/documents/{id}") => get(documents::get),
+        ("delete", "/v1/documents/{id}") => delete(documents::delete),
+        ("get", "/v1/jobs") => get(jobs::list),
+        ("get", "/v1/jobs/{id}") => get(jobs::get),
+        ("post", "/v1/jobs/{id}/retry") => post(jobs::retry),
+        ("get", "/v1/jobs/{id}/events") => get(jobs::events),
+        ("post", "/v1/search") => post(search::search),
+        ("post", "/v1/webhooks/parser/{job_id}") => {
+            post(webhooks::parser_callback).layer(DefaultBodyLimit::disable())
+        }
+        ("get", "/v1/usage") => get(usage::usage),
+        ("get", "/v1/budgets/{owner}") => get(usage::get_budget),
+        ("put", "/v1/budgets/{owner}") => put(usage::put_budget),
+        ("get", "/v1/audit") => get(audit::list),
+        ("get", "/healthz") => get(ops::healthz),
+        ("get", "/readyz") => get(ops::readyz),
+        ("get", "/metrics") => get(ops::metrics),
+        ("get", "/version") => get(ops::version),
+        ("get", "/openapi.json") => get(ops::openapi),
+        ("get", "/docs") => get(ops::docs),
+        _ => {
+            panic!("openapi::ROUTES lists {method} {path} but http::handler has no handler for it")
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
-    Router::new()
-        .route(
-            "/v1/documents",
-            post(documents::upload)
-                .get(documents::list)
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/v1/documents/{id}",
-            get(documents::get).delete(documents::delete),
-        )
-        .route("/v1/jobs", get(jobs::list))
-        .route("/v1/jobs/{id}", get(jobs::get))
-        .route("/v1/jobs/{id}/retry", post(jobs::retry))
-        .route("/v1/jobs/{id}/events", get(jobs::events))
-        .route("/v1/search", post(search::search))
-        .route(
-            "/v1/webhooks/parser/{job_id}",
-            post(webhooks::parser_callback).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/v1/usage", get(usage::usage))
-        .route(
-            "/v1/budgets/{owner}",
-            get(usage::get_budget).put(usage::put_budget),
-        )
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/version", get(ops::version))
-        .route("/openapi.json", get(ops::openapi))
-        .route("/docs", get(ops::docs))
+    let mut router = Router::new();
+    for route in openapi::ROUTES {
+        router = router.route(route.path, handler(route.method, route.path));
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn(observe))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))

@@ -14,7 +14,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// Ready when the database answers, the blob store round-trips and the embedder is loaded.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = state.store.ping().await.is_ok();
-    let storage = state.blobs.check().await.is_ok();
+    let storage = state.blobs.raw().check().await.is_ok();
     // The embedder is constructed (model loaded) before the server starts listening.
     let embedder = true;
     let ready = database && storage && embedder && !state.shutdown.is_cancelled();

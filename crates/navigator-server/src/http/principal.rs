@@ -1,60 +1,96 @@
 //! Who is calling. Every request resolves to a [`Principal`]; every store query is scoped by it.
-//! With `auth.mode = none` (the embedded default) every request is the single local principal,
-//! which owns its own documents like any member would. JWT and API keys arrive with issue 5.
+//!
+//! The [`crate::http::auth::authorize`] middleware authenticates the request (JWT or API key),
+//! checks the route's declared permission and leaves the principal in the request's extensions;
+//! handlers extract it from there. With `auth.mode = none` (the embedded default) every request
+//! is the single local principal: it owns its own documents like a member, and may also set its
+//! own budget and read `/metrics` ([`crate::http::auth::permissions::LOCAL`]).
 
 use super::AppState;
-use super::error::ApiError;
+use super::auth::{Permission, PermissionSet, Reason, permissions};
+use crate::config::AuthMode;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::response::Response;
 use navigator_domain::OwnerId;
 use navigator_store::OwnerScope;
 
+/// How the principal proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    Member,
-    Operator,
-    Admin,
+pub enum Credential {
+    /// `auth.mode: none`.
+    Local,
+    Jwt,
+    /// A service API key (its id).
+    ApiKey(String),
 }
 
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub owner: OwnerId,
-    pub roles: Vec<Role>,
+    /// Role names (from the token's `roles` claim or the API key).
+    pub roles: Vec<String>,
+    /// The union of the roles' permissions.
+    pub permissions: PermissionSet,
+    /// Whether the principal sees every owner's rows (operator, auditor, admin).
+    pub all_owners: bool,
     /// True only for the single principal of a deployment without authentication (never for an
     /// authenticated caller, whatever its owner id).
     pub unauthenticated_local: bool,
+    pub credential: Credential,
 }
 
 impl Principal {
     pub fn local() -> Self {
         Self {
             owner: OwnerId::local(),
-            roles: vec![Role::Member],
+            roles: vec!["member".to_owned()],
+            permissions: permissions::LOCAL,
+            all_owners: false,
             unauthenticated_local: true,
+            credential: Credential::Local,
         }
     }
 
-    /// The rows this principal may see: its own, unless it holds an operator or admin role.
+    /// The rows this principal may see: its own, unless it holds an operator, auditor or admin
+    /// role. (What it may do with them is a per-route permission.)
     pub fn scope(&self) -> OwnerScope {
-        if self
-            .roles
-            .iter()
-            .any(|r| matches!(r, Role::Operator | Role::Admin))
-        {
+        if self.all_owners {
             OwnerScope::All
         } else {
             OwnerScope::Owner(self.owner.clone())
         }
     }
+
+    pub fn has(&self, permission: Permission) -> bool {
+        self.permissions.contains(permission)
+    }
+
+    /// The audit actor: the owner id, or the API key's id (never a token).
+    pub fn actor(&self) -> String {
+        match &self.credential {
+            Credential::ApiKey(id) => format!("apikey:{id}"),
+            _ => self.owner.to_string(),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request_parts(
-        _parts: &mut Parts,
-        _state: &AppState,
+        parts: &mut Parts,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Principal::local())
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        // Only the authorize middleware puts a principal here; a handler reached without one
+        // (a public route, or a method the table does not declare) is the local principal when
+        // authentication is off, and unauthenticated otherwise.
+        match state.auth.mode() {
+            AuthMode::None => Ok(Principal::local()),
+            AuthMode::Jwt => Err(super::auth::unauthorized(Reason::Missing)),
+        }
     }
 }

@@ -3,6 +3,8 @@
 use super::AppState;
 use super::error::{ApiError, ApiJson};
 use super::principal::Principal;
+use super::rate_limit::Limited;
+use crate::audit::{Action, RequestMeta};
 use axum::Json;
 use axum::extract::State;
 use navigator_domain::DocumentId;
@@ -33,8 +35,12 @@ pub struct SearchResponse {
 pub async fn search(
     State(state): State<AppState>,
     principal: Principal,
+    meta: RequestMeta,
     ApiJson(request): ApiJson<SearchRequest>,
 ) -> Result<Json<SearchResponse>, ApiError> {
+    state
+        .rate_limits
+        .enforce(&principal.actor(), Limited::Search)?;
     let query = request.query.trim();
     if query.is_empty() {
         return Err(ApiError::invalid("query must not be empty"));
@@ -90,5 +96,21 @@ pub async fn search(
     })?;
     metrics::histogram!("navigator_search_duration_seconds")
         .record(started.elapsed().as_secs_f64());
+    // Results carry document text. The query itself is never recorded (it may hold PHI); the
+    // documents the results came from are.
+    let mut documents: Vec<String> = results.iter().map(|r| r.document_id.to_string()).collect();
+    documents.sort();
+    documents.dedup();
+    state
+        .audit
+        .record(meta.event(
+            principal.actor(),
+            Action::Search,
+            "search",
+            None,
+            "success",
+            serde_json::json!({"results": results.len(), "documents": documents}),
+        ))
+        .await?;
     Ok(Json(SearchResponse { results }))
 }

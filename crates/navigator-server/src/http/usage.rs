@@ -154,6 +154,7 @@ pub async fn get_budget(
 pub async fn put_budget(
     State(state): State<AppState>,
     principal: Principal,
+    meta: crate::audit::RequestMeta,
     ApiPath(owner): ApiPath<String>,
     ApiJson(body): ApiJson<BudgetBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -179,6 +180,17 @@ pub async fn put_budget(
         updated_at: now,
     };
     state.store.set_budget(&budget).await?;
+    state
+        .audit
+        .record(meta.event(
+            principal.actor(),
+            crate::audit::Action::BudgetSet,
+            "budget",
+            Some(owner.to_string()),
+            "success",
+            json!({"soft_micro_usd": budget.soft_micro_usd, "hard_micro_usd": budget.hard_micro_usd}),
+        ))
+        .await?;
     let standing = state
         .pipeline
         .usage

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod jwt;
 pub mod process;
 
 use navigator_server::app::{App, BuildOptions, Running};

@@ -60,7 +60,12 @@ impl Server {
                 sink.lock().unwrap().push(line);
             }
         });
-        std::thread::spawn(move || for _ in lines {});
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
         Server { child, base, log }
     }
 
@@ -94,6 +99,8 @@ impl Server {
         }
     }
 
+    /// Everything the process printed after its address (stderr and stdout), in arrival order
+    /// per stream.
     pub fn logs(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }

@@ -39,6 +39,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         description: "webhook delivery pruning",
         sql: include_str!("../../migrations/sqlite/0005_webhook_delivery_pruning.sql"),
     },
+    Migration {
+        version: 6,
+        description: "api keys, data keys and the audit log",
+        sql: include_str!("../../migrations/sqlite/0006_api_keys_data_keys_and_the_audit_log.sql"),
+    },
 ];
 
 const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
