@@ -11,9 +11,9 @@
 use navigator_domain::{
     Clock, DocumentId, JobId, JobStatus, MediaType, OwnerId, Sha256Hex, SystemClock,
 };
-use navigator_store::conformance::{fresh_postgres_database, postgres_admin_url};
 use navigator_store::postgres::PgStore;
 use navigator_store::sqlite::SqliteStore;
+use navigator_store::test_databases::{fresh_postgres_database, postgres_admin_url};
 use navigator_store::{NewDocument, Store, Transition};
 use std::process::Command;
 use std::sync::Arc;

@@ -17,9 +17,9 @@ use navigator_domain::{
 };
 use navigator_embed::{Embedder, HashEmbedder};
 use navigator_pipeline::search::{DEFAULT_RRF_K, SearchMode, search};
-use navigator_store::conformance::{fresh_postgres_database, postgres_admin_url};
 use navigator_store::postgres::PgStore;
 use navigator_store::sqlite::SqliteStore;
+use navigator_store::test_databases::{fresh_postgres_database, postgres_admin_url};
 use navigator_store::{Embedding, NewChunk, NewDocument, OwnerScope, SearchQuery, Store};
 use std::time::{Duration, Instant};
 

@@ -7,7 +7,8 @@
 //! - The associated data binds each ciphertext to its document and kind, so a blob copied or
 //!   swapped onto another document (or from original to parsed) fails to open.
 //! - Deleting a document deletes its wrapped data key in the same transaction as its rows
-//!   (crypto-shredding): any copy of its blobs left anywhere, backups included, is unreadable.
+//!   (crypto-shredding): any copy of its blobs is unreadable once no copy of the wrapped key is
+//!   left (database backups keep one until they expire).
 //! - Rotation: new data keys are wrapped by the active KEK; [`DocumentKeys::rewrap`] re-wraps
 //!   old ones (compare-and-set per row, safe while serving) without touching any blob.
 //! - Unwrapped data keys are cached in memory for a bounded time and dropped (zeroized) after.

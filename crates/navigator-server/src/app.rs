@@ -85,7 +85,7 @@ impl App {
             };
             Blobs::from_location(&location, &settings).context("could not open the blob store")?
         };
-        let (keyring, audit_key) = open_keyring(&config)?;
+        let (keyring, audit_key) = open_keyring(&config, store.as_ref()).await?;
         let document_keys = Arc::new(DocumentKeys::new(
             store.clone(),
             keyring,
@@ -102,6 +102,7 @@ impl App {
         let upload_dir = config.data_dir.join("tmp");
         std::fs::create_dir_all(&upload_dir)
             .with_context(|| format!("could not create {}", upload_dir.display()))?;
+        remove_stale_uploads(&upload_dir);
         let wake = Arc::new(Notify::new());
         // On PostgreSQL, work enqueued by any process wakes this process's idle workers at once.
         if store
@@ -526,7 +527,7 @@ fn resilience_settings(
 }
 
 /// How often the audit chain's head is anchored outside the database.
-pub const AUDIT_ANCHOR_INTERVAL: Duration = Duration::from_secs(10);
+pub const AUDIT_ANCHOR_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Keeps the anchor file at the audit chain's head (see [`crate::audit::write_anchor`]), so a
 /// log whose tail is cut off fails `navigator audit verify`. At most
@@ -537,12 +538,9 @@ async fn anchor_audit_log(
     path: PathBuf,
     shutdown: CancellationToken,
 ) {
-    let mut after = 0;
     loop {
-        match crate::audit::write_anchor(store.as_ref(), &key, &path, after).await {
-            Ok(Some((seq, _))) => after = seq,
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "could not anchor the audit log"),
+        if let Err(e) = crate::audit::write_anchor(store.as_ref(), &key, &path).await {
+            tracing::error!(error = %e, "could not anchor the audit log");
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -553,11 +551,26 @@ async fn anchor_audit_log(
 
 /// The key-encryption keys (from `encryption.keys`, else the keyring file, created on first
 /// start) and the audit chain's key (`audit.hmac_key`, else the keyring file's).
-pub fn open_keyring(config: &Config) -> anyhow::Result<(Arc<LocalKeyring>, AuditKey)> {
+pub async fn open_keyring(
+    config: &Config,
+    store: &dyn Store,
+) -> anyhow::Result<(Arc<LocalKeyring>, AuditKey)> {
     let encryption = &config.encryption;
     let from_file = encryption.keys.is_empty();
     let keyring = if from_file {
         let path = config.keyring_file();
+        if !path.exists() {
+            // A new keyring is only right for a new deployment: with data already sealed or
+            // audited, fresh keys would make it unreadable (a lost volume, a second host).
+            let sealed = !store.count_data_keys_by_kek().await?.is_empty();
+            let audited = !store.audit_chain(0, 1).await?.is_empty();
+            if sealed || audited {
+                anyhow::bail!(
+                    "the keyring {} is missing but the database already holds sealed documents or audit entries; restore the keyring file (or set encryption.keys and audit.hmac_key) instead of creating new keys",
+                    path.display()
+                );
+            }
+        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("could not create {}", dir.display()))?;
@@ -609,6 +622,36 @@ pub fn usage_policy(config: &Config) -> UsagePolicy {
         default_soft_micro_usd: usage.budgets.soft_usd.map(usd_to_micro),
         default_hard_micro_usd: usage.budgets.hard_usd.map(usd_to_micro),
         recheck: Duration::from_secs(usage.budgets.recheck_secs),
+    }
+}
+
+/// How old a spooled upload must be before start-up removes it. Uploads in flight in another
+/// process sharing the directory are younger; older files were left by a crash mid-upload and
+/// hold a document in plaintext.
+pub const STALE_UPLOAD_AGE: Duration = Duration::from_secs(3600);
+
+fn remove_stale_uploads(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut removed = 0u64;
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|at| at.elapsed().ok())
+            .is_some_and(|age| age > STALE_UPLOAD_AGE);
+        if stale && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            files = removed,
+            "removed uploads left behind by an earlier crash"
+        );
     }
 }
 

@@ -131,7 +131,11 @@ impl Auditor {
 #[async_trait::async_trait]
 impl AuditSink for Auditor {
     async fn record(&self, event: AuditEvent) -> Result<i64, navigator_store::StoreError> {
-        let at = self.clock.now();
+        // Milliseconds, as the store keeps them, so the sealed entry and the `at` column agree.
+        let now = self.clock.now();
+        let at = now
+            .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+            .unwrap_or(now);
         let at_text = at
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
@@ -239,6 +243,8 @@ pub enum ChainBroken {
     Columns { seq: i64 },
     /// The anchor file exists but its MAC does not verify.
     Anchor,
+    /// The log has entries but there is no anchor: a cut-off tail could not be detected.
+    AnchorMissing,
 }
 
 impl std::fmt::Display for ChainBroken {
@@ -252,6 +258,10 @@ impl std::fmt::Display for ChainBroken {
                 )
             }
             ChainBroken::Anchor => write!(f, "the anchor file's MAC does not verify"),
+            ChainBroken::AnchorMissing => write!(
+                f,
+                "no anchor file: the chain verifies, but a cut-off tail could not be detected"
+            ),
         }
     }
 }
@@ -265,17 +275,20 @@ const VERIFY_PAGE: u32 = 1000;
 pub async fn verify_chain(
     store: &dyn navigator_store::Store,
     key: navigator_crypto::audit::AuditKey,
-    anchor_path: &std::path::Path,
+    anchor_path: Option<&std::path::Path>,
 ) -> anyhow::Result<Result<navigator_crypto::audit::Summary, ChainBroken>> {
-    use navigator_crypto::audit::{AuditRow, ChainVerifier, verify_anchor};
+    use navigator_crypto::audit::{AuditRow, ChainVerifier};
     let mut verifier = ChainVerifier::new(key.clone());
-    match std::fs::read_to_string(anchor_path) {
-        Ok(text) => match verify_anchor(&key, text.trim()) {
-            Ok((seq, hash)) => verifier.expect_anchor(seq, hash),
-            Err(_) => return Ok(Err(ChainBroken::Anchor)),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => anyhow::bail!("could not read {}: {e}", anchor_path.display()),
+    let mut anchored = false;
+    if let Some(path) = anchor_path {
+        match read_anchor(&key, path)? {
+            AnchorFile::Valid(seq, hash) => {
+                verifier.expect_anchor(seq, hash);
+                anchored = true;
+            }
+            AnchorFile::Forged => return Ok(Err(ChainBroken::Anchor)),
+            AnchorFile::Missing => {}
+        }
     }
     let mut after = 0;
     loop {
@@ -296,7 +309,38 @@ pub async fn verify_chain(
             }
         }
     }
-    Ok(verifier.finish(None).map_err(ChainBroken::Link))
+    let summary = match verifier.finish(None) {
+        Ok(summary) => summary,
+        Err(b) => return Ok(Err(ChainBroken::Link(b))),
+    };
+    if anchor_path.is_some() && !anchored && summary.entries > 0 {
+        return Ok(Err(ChainBroken::AnchorMissing));
+    }
+    Ok(Ok(summary))
+}
+
+/// What the anchor file holds.
+enum AnchorFile {
+    Valid(i64, [u8; 32]),
+    /// Present, but its MAC does not verify.
+    Forged,
+    Missing,
+}
+
+fn read_anchor(
+    key: &navigator_crypto::audit::AuditKey,
+    path: &std::path::Path,
+) -> anyhow::Result<AnchorFile> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(
+            match navigator_crypto::audit::verify_anchor(key, text.trim()) {
+                Ok((seq, hash)) => AnchorFile::Valid(seq, hash),
+                Err(_) => AnchorFile::Forged,
+            },
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AnchorFile::Missing),
+        Err(e) => anyhow::bail!("could not read {}: {e}", path.display()),
+    }
 }
 
 /// Whether the denormalised query columns say what the sealed entry says.
@@ -312,17 +356,51 @@ fn columns_match(record: &navigator_store::AuditRecord) -> bool {
         && text(&entry["resource"]["id"]) == record.resource_id
         && text(&entry["request_id"]) == record.request_id
         && text(&entry["source_ip"]) == record.source_ip
+        && text(&entry["at"])
+            .and_then(|at| {
+                time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .is_some_and(|at| at == record.at)
 }
 
-/// Writes the chain's current head to the anchor file (atomically, mode 0600), so that
-/// `navigator audit verify` detects a log whose tail was cut off. Returns the head written.
+/// Moves the anchor file forward to the chain's current head (atomically, mode 0600), so that
+/// `navigator audit verify` detects a log whose tail was cut off.
+///
+/// The anchor only ever moves forward along the same chain: before writing, the entry it names
+/// must still be in the log with the anchored hash. If it is not (the tail was cut, or the log
+/// rolled back and re-grown), the file is left as it is — it is the evidence — and an error is
+/// returned. Returns the head now anchored.
 pub async fn write_anchor(
     store: &dyn navigator_store::Store,
     key: &navigator_crypto::audit::AuditKey,
     anchor_path: &std::path::Path,
-    after: i64,
 ) -> anyhow::Result<Option<(i64, [u8; 32])>> {
-    let mut after = after;
+    let mut after = 0;
+    match read_anchor(key, anchor_path)? {
+        AnchorFile::Valid(seq, hash) => {
+            let still_there = store
+                .audit_chain(seq - 1, 1)
+                .await?
+                .first()
+                .is_some_and(|r| r.seq == seq && r.hash == hash);
+            if !still_there {
+                metrics::counter!("navigator_audit_anchor_mismatch_total").increment(1);
+                anyhow::bail!(
+                    "the anchored audit entry {seq} is gone or changed: the log was truncated or rolled back; run `navigator audit verify`"
+                );
+            }
+            after = seq;
+        }
+        AnchorFile::Forged => {
+            metrics::counter!("navigator_audit_anchor_mismatch_total").increment(1);
+            anyhow::bail!(
+                "the audit anchor {} does not verify; run `navigator audit verify`",
+                anchor_path.display()
+            );
+        }
+        AnchorFile::Missing => {}
+    }
     let mut head = None;
     loop {
         let page = store.audit_chain(after, VERIFY_PAGE).await?;
@@ -334,14 +412,18 @@ pub async fn write_anchor(
         return Ok(None);
     };
     let text = navigator_crypto::audit::sign_anchor(key, seq, &hash);
-    let tmp = anchor_path.with_extension("tmp");
+    // A name of its own, so two processes anchoring into one directory never share a file.
+    let tmp = anchor_path.with_extension(format!(
+        "{}.{}.tmp",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    ));
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
         file.write_all(text.as_bytes())?;

@@ -6,6 +6,7 @@
 //! not in a state that allows it (`jobs retry`); 4 not found.
 
 use crate::app::{App, BuildOptions, PARSE_SANDBOX_SUBCOMMAND};
+use crate::audit::AuditSink;
 use crate::config::{self, Config};
 use crate::telemetry::{self, LogFormat};
 use anyhow::Context;
@@ -126,8 +127,16 @@ pub enum KeysCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Check the whole chain (and the anchored head); names the first broken link and exits 2.
-    Verify,
+    /// Check the whole chain and the anchored head: exit 0 when intact, 2 naming the first
+    /// broken link, 3 when the log has entries but no anchor to check its tail against.
+    Verify {
+        /// The anchor file (default: audit.anchor_file).
+        #[arg(long)]
+        anchor: Option<PathBuf>,
+        /// Check the chain only (on a host that holds no anchor).
+        #[arg(long, conflicts_with = "anchor")]
+        no_anchor: bool,
+    },
     /// Print the log as JSON lines.
     Export {
         /// Entries after this sequence number.
@@ -385,14 +394,30 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                         document_ids: None,
                         limit,
                     };
-                    navigator_pipeline::search::search(
+                    let hits = navigator_pipeline::search::search(
                         app.state.store.as_ref(),
                         app.state.embedder.as_ref(),
                         &q,
                         mode.into(),
                         app.config.search.rrf_k,
                     )
-                    .await?
+                    .await?;
+                    // Like the API: recorded before anything is shown; never the query.
+                    let mut documents: Vec<String> =
+                        hits.iter().map(|h| h.document_id.to_string()).collect();
+                    documents.sort();
+                    documents.dedup();
+                    app.state
+                        .audit
+                        .record(console_event(
+                            crate::audit::Action::Search,
+                            "search",
+                            None,
+                            serde_json::json!({"results": hits.len(), "documents": documents}),
+                        ))
+                        .await
+                        .context("could not write to the audit log")?;
+                    hits
                 }
             };
             print_hits(&hits);
@@ -484,7 +509,6 @@ fn console_event(
 }
 
 async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
-    use crate::audit::AuditSink;
     if let KeysCommand::Rotate = command {
         if !config.encryption.keys.is_empty() {
             eprintln!(
@@ -495,9 +519,9 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> 
         let path = config.keyring_file();
         let id = navigator_crypto::keyring::LocalKeyring::rotate_file(&path)
             .with_context(|| format!("could not rotate {}", path.display()))?;
-        let (_, audit_key) = crate::app::open_keyring(&config)?;
         let store = crate::app::open_store(&config).await?;
         store.migrate().await?;
+        let (_, audit_key) = crate::app::open_keyring(&config, store.as_ref()).await?;
         console_auditor(store, audit_key)
             .record(console_event(
                 crate::audit::Action::KeysRotate,
@@ -512,7 +536,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> 
     }
     let store = crate::app::open_store(&config).await?;
     store.migrate().await?;
-    let (keyring, audit_key) = crate::app::open_keyring(&config)?;
+    let (keyring, audit_key) = crate::app::open_keyring(&config, store.as_ref()).await?;
     match command {
         KeysCommand::Rotate => unreachable!("handled above"),
         KeysCommand::Status => {
@@ -571,10 +595,11 @@ async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<ExitCode
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify => {
-            let (_, audit_key) = crate::app::open_keyring(&config)?;
-            let anchor_path = config.audit_anchor_file();
-            match crate::audit::verify_chain(store.as_ref(), audit_key, &anchor_path).await? {
+        AuditCommand::Verify { anchor, no_anchor } => {
+            let (_, audit_key) = crate::app::open_keyring(&config, store.as_ref()).await?;
+            let anchor_path = anchor.unwrap_or_else(|| config.audit_anchor_file());
+            let anchor = (!no_anchor).then_some(anchor_path.as_path());
+            match crate::audit::verify_chain(store.as_ref(), audit_key, anchor).await? {
                 Ok(summary) => {
                     println!(
                         "audit log intact: {} entries{}",
@@ -586,6 +611,13 @@ async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<ExitCode
                     );
                     Ok(ExitCode::SUCCESS)
                 }
+                Err(crate::audit::ChainBroken::AnchorMissing) => {
+                    eprintln!(
+                        "navigator: {}; pass --anchor FILE, or --no-anchor to check the chain only",
+                        crate::audit::ChainBroken::AnchorMissing
+                    );
+                    Ok(ExitCode::from(EXIT_PARTIAL))
+                }
                 Err(broken) => {
                     eprintln!("navigator: audit log broken: {broken}");
                     Ok(ExitCode::from(EXIT_CONFIG))
@@ -596,11 +628,10 @@ async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<ExitCode
 }
 
 async fn apikey(config: Config, command: ApikeyCommand) -> anyhow::Result<ExitCode> {
-    use crate::audit::AuditSink;
     use crate::http::auth::api_keys;
     let store = crate::app::open_store(&config).await?;
     store.migrate().await?;
-    let (_, audit_key) = crate::app::open_keyring(&config)?;
+    let (_, audit_key) = crate::app::open_keyring(&config, store.as_ref()).await?;
     let auditor = console_auditor(store.clone(), audit_key);
     let now = time::OffsetDateTime::now_utc();
     match command {
@@ -763,6 +794,16 @@ async fn jobs(config: Config, command: JobsCommand) -> anyhow::Result<ExitCode> 
                 .await
             {
                 Ok(job) => {
+                    let (_, audit_key) = crate::app::open_keyring(&config, store.as_ref()).await?;
+                    console_auditor(store.clone(), audit_key)
+                        .record(console_event(
+                            crate::audit::Action::JobRetry,
+                            "job",
+                            Some(job.id.to_string()),
+                            serde_json::json!({"document_id": job.document_id, "stage": job.stage}),
+                        ))
+                        .await
+                        .context("could not write to the audit log")?;
                     println!("job {} re-queued at stage {}", job.id, job.stage);
                     Ok(ExitCode::SUCCESS)
                 }
@@ -1006,7 +1047,19 @@ async fn ingest_local(config: Config, files: &[PathBuf]) -> anyhow::Result<ExitC
         )
         .await
         {
-            Ok(created) => display.track(label, created.job.id, created.duplicate),
+            Ok(created) => {
+                app.state
+                    .audit
+                    .record(console_event(
+                        crate::audit::Action::DocumentUpload,
+                        "document",
+                        Some(created.document.id.to_string()),
+                        serde_json::json!({"job_id": created.job.id, "bytes": bytes, "duplicate": created.duplicate}),
+                    ))
+                    .await
+                    .context("could not write to the audit log")?;
+                display.track(label, created.job.id, created.duplicate)
+            }
             Err(e) => eprintln!("navigator: {label}: {e} ({})", e.code()),
         }
     }

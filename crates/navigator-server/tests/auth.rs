@@ -1364,6 +1364,25 @@ async fn members_never_see_each_others_data_and_operators_see_no_content() {
         call(app, "post", "/v1/search", Some(&operator)).await.0,
         403
     );
+    // A member who is also an operator sees every owner's jobs, but still only its own content.
+    let both = t::hs256("ops-member", &["member", "operator"]);
+    let (status, _) = call(app, "get", &format!("/v1/jobs/{job_a}"), Some(&both)).await;
+    assert_eq!(status, 200);
+    let (status, body) = call(app, "get", &format!("/v1/documents/{doc_a}"), Some(&both)).await;
+    assert_eq!(status, 404, "{body}");
+    let (_, list) = call(app, "get", "/v1/documents", Some(&both)).await;
+    assert!(!list.to_string().contains(&doc_a), "{list}");
+    let response = app
+        .http
+        .post(app.url("/v1/search"))
+        .header("authorization", bearer(&both))
+        .json(&json!({"query": "orthodontic braces covered lifetime", "mode": "keyword"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let results: Value = response.json().await.unwrap();
+    assert!(!results.to_string().contains(&doc_a), "{results}");
     // The admin sees across owners.
     assert_eq!(
         call(app, "get", &format!("/v1/documents/{doc_a}"), Some(&admin))
@@ -1379,4 +1398,233 @@ async fn members_never_see_each_others_data_and_operators_see_no_content() {
         200
     );
     env.app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit of refusals: where from, bounded, and rate-limited
+
+async fn audit_rows(app: &TestApp, action: &str) -> Vec<navigator_store::AuditRecord> {
+    app.state
+        .store
+        .audit_entries(&navigator_store::AuditFilter {
+            action: Some(action.into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn refusals_are_audited_with_the_peer_address_and_a_bounded_request_id() {
+    let env = jwt_env().await;
+    let app = &env.app;
+    let huge = "r".repeat(10_000);
+    let response = app
+        .http
+        .get(app.url("/v1/documents"))
+        .header("x-request-id", &huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let member = t::hs256("member-a", &["member"]);
+    let response = app
+        .http
+        .get(app.url("/metrics"))
+        .header("authorization", bearer(&member))
+        .header("x-request-id", &huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    for action in ["auth.failure", "auth.denied"] {
+        let rows = audit_rows(app, action).await;
+        assert_eq!(rows.len(), 1, "{action}: {rows:?}");
+        let row = &rows[0];
+        let id = row.request_id.as_deref().unwrap_or("");
+        assert!(
+            !id.is_empty() && id.len() <= 64,
+            "{action}: {} chars",
+            id.len()
+        );
+        assert_eq!(row.source_ip.as_deref(), Some("127.0.0.1"), "{action}");
+        // The sealed entry says the same (what `audit verify` checks).
+        let entry: Value = serde_json::from_slice(&row.entry).unwrap();
+        assert_eq!(entry["source_ip"], "127.0.0.1", "{action}");
+        assert!(
+            entry["request_id"].as_str().unwrap().len() <= 64,
+            "{action}"
+        );
+    }
+    env.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_refusals_cannot_grow_the_audit_log_without_bound() {
+    let env = jwt_env().await;
+    let app = &env.app;
+    for i in 0..100 {
+        let (status, _, _) = get_with(app, "/v1/documents", None).await;
+        assert_eq!(status, 401, "request {i}");
+    }
+    let failures = audit_rows(app, "auth.failure").await.len();
+    // 30 a minute per peer, with the bucket's burst (and at most a refill or two during the
+    // loop).
+    assert!((1..=32).contains(&failures), "{failures} auth.failure rows");
+
+    // Denials: per principal.
+    let member = t::hs256("member-a", &["member"]);
+    for i in 0..100 {
+        let (status, _, _) = get_with(app, "/metrics", Some(&bearer(&member))).await;
+        assert_eq!(status, 403, "request {i}");
+    }
+    let denials = audit_rows(app, "auth.denied").await;
+    assert!(
+        (1..=32).contains(&denials.len()),
+        "{} auth.denied rows",
+        denials.len()
+    );
+    // Another principal still gets its own share.
+    let other = t::hs256("member-b", &["member"]);
+    assert_eq!(
+        get_with(app, "/metrics", Some(&bearer(&other))).await.0,
+        403
+    );
+    let after = audit_rows(app, "auth.denied").await;
+    assert!(after.iter().any(|r| r.actor == "member-b"), "{after:?}");
+
+    // The suppressed ones are counted.
+    let admin = t::hs256("root", &["admin"]);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .header("authorization", bearer(&admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for action in ["auth.failure", "auth.denied"] {
+        assert!(
+            metrics.contains(&format!(
+                "navigator_audit_suppressed_total{{action=\"{action}\"}}"
+            )),
+            "no suppressed {action} counted"
+        );
+    }
+    env.app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// owners:all
+
+#[tokio::test]
+async fn seeing_every_owner_follows_owners_all_not_role_names() {
+    let keys = Keys::generate();
+    let (jwks_base, _) = counting_server(keys.jwks()).await;
+    let yaml = auth_yaml(&format!("jwks_url: {jwks_base}/.well-known/jwks.json"))
+        + "  roles:\n    auditor: [documents:read, usage:read]\n    compliance: [audit:read, usage:read, owners:all]\n    reader: [audit:read, usage:read]\n";
+    let app = spawn_app_with(move |base| base + &yaml).await;
+    let member = t::hs256("member-a", &["member"]);
+    let (document, _) = upload_as(&app, &member, "Member A's plan covers acupuncture.").await;
+    let budget = "/v1/budgets/member-a";
+
+    // A role named auditor, overridden with documents:read: its own documents only.
+    let auditor = t::hs256("audit-1", &["auditor"]);
+    let path = format!("/v1/documents/{document}");
+    assert_eq!(call(&app, "get", &path, Some(&auditor)).await.0, 404);
+    let (_, list) = call(&app, "get", "/v1/documents", Some(&auditor)).await;
+    assert!(!list.to_string().contains(&document), "{list}");
+    assert_eq!(call(&app, "get", budget, Some(&auditor)).await.0, 404);
+    // A custom role with owners:all sees every owner; without it, only its own.
+    let compliance = t::hs256("comp-1", &["compliance"]);
+    let (status, body) = call(&app, "get", budget, Some(&compliance)).await;
+    assert_eq!(status, 200, "{body}");
+    let reader = t::hs256("read-1", &["reader"]);
+    assert_eq!(call(&app, "get", budget, Some(&reader)).await.0, 404);
+    // The built-in roles keep their reach.
+    let operator = t::hs256("ops-1", &["operator"]);
+    assert_eq!(call(&app, "get", budget, Some(&operator)).await.0, 200);
+    let admin = t::hs256("root", &["admin"]);
+    assert_eq!(call(&app, "get", &path, Some(&admin)).await.0, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cross_owner_content_access_is_admin_only_in_config() {
+    let keys = Keys::generate();
+    let jwks_dir = tempfile::tempdir().unwrap();
+    let jwks = jwks_dir.path().join("jwks.json");
+    std::fs::write(&jwks, keys.jwks().to_string()).unwrap();
+    let build = |roles: &str| {
+        let data_dir = tempfile::tempdir().unwrap();
+        let yaml = support::base_yaml(data_dir.path(), "hash")
+            + &auth_yaml(&format!("jwks_file: {}", jwks.display()))
+            + "  roles:\n"
+            + roles;
+        let config_path = data_dir.path().join("navigator.yaml");
+        std::fs::write(&config_path, yaml).unwrap();
+        let config = navigator_server::config::load(Some(&config_path), &support::env_for_tests())
+            .expect("the YAML itself is valid");
+        async move {
+            let result =
+                navigator_server::app::App::build(config, support::sandbox_options()).await;
+            drop(data_dir);
+            result.err().map(|e| format!("{e:#}"))
+        }
+    };
+    for (role, content) in [
+        ("auditor", "documents:read"),
+        ("operator", "search"),
+        ("support", "documents:delete"),
+        ("service", "documents:write"),
+    ] {
+        let error = build(&format!("    {role}: [owners:all, {content}]\n"))
+            .await
+            .unwrap_or_else(|| panic!("{role} with owners:all and {content} must not start"));
+        assert!(
+            error.contains(&format!("auth.roles.{role}"))
+                && error.contains("owners:all")
+                && error.contains(content)
+                && error.contains("admin"),
+            "{error}"
+        );
+    }
+    // Allowed: admin with both; another role with owners:all and no content.
+    for roles in [
+        "    admin: [owners:all, documents:read, search]\n",
+        "    compliance: [owners:all, audit:read, usage:read]\n",
+    ] {
+        let error = build(roles).await;
+        assert_eq!(error, None, "{roles}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_kid_refetches_default_to_once_a_minute() {
+    assert_eq!(navigator_server::config::DEFAULT_JWKS_MIN_REFRESH_SECS, 60);
+    let keys = Keys::generate();
+    let (jwks_base, hits) = counting_server(keys.jwks()).await;
+    // jwks_min_refresh_secs left at its default.
+    let yaml = auth_yaml(&format!("jwks_url: {jwks_base}/.well-known/jwks.json"))
+        .replace("    jwks_min_refresh_secs: 60\n", "");
+    let app = spawn_app_with(move |base| base + &yaml).await;
+    for i in 0..50 {
+        let token = t::mint(
+            &json!({"alg": "ES256", "kid": format!("unknown-{i}")}),
+            &t::claims("member-a", &["member"]),
+            &Signer::Es256(&keys.other_ec),
+        );
+        assert_eq!(
+            get_with(&app, "/v1/documents", Some(&bearer(&token)))
+                .await
+                .0,
+            401
+        );
+    }
+    let fetches = hits.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&fetches), "{fetches} JWKS fetches");
+    app.stop().await;
 }

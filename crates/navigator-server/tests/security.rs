@@ -235,11 +235,31 @@ fn audit_key(app: &TestApp) -> navigator_crypto::audit::AuditKey {
         .unwrap()
 }
 
+fn anchor_path(app: &TestApp) -> std::path::PathBuf {
+    app.data_dir.path().join("audit-anchor.json")
+}
+
+/// Moves the anchor to the current head now (the app also does so every few seconds).
+async fn anchor_now(app: &TestApp) -> (i64, [u8; 32]) {
+    navigator_server::audit::write_anchor(
+        app.state.store.as_ref(),
+        &audit_key(app),
+        &anchor_path(app),
+    )
+    .await
+    .unwrap()
+    .or_else(|| {
+        let text = std::fs::read_to_string(anchor_path(app)).ok()?;
+        navigator_crypto::audit::verify_anchor(&audit_key(app), text.trim()).ok()
+    })
+    .expect("the log has entries")
+}
+
 async fn verify(app: &TestApp) -> Result<navigator_crypto::audit::Summary, ChainBroken> {
     verify_chain(
         app.state.store.as_ref(),
         audit_key(app),
-        &app.data_dir.path().join("audit-anchor.json"),
+        Some(&anchor_path(app)),
     )
     .await
     .unwrap()
@@ -312,6 +332,7 @@ async fn tampering_is_detected(postgres: bool) {
             assert_eq!(status, 200);
             app.search(json!({"query": "physiotherapy"})).await;
         }
+        anchor_now(&app).await;
         let intact = verify(&app).await.expect("an untampered log verifies");
         assert!(intact.entries >= 9, "{intact:?}");
         app.state.store.tamper_audit_for_tests(&sql).await.unwrap();
@@ -347,16 +368,8 @@ async fn a_truncated_tail_is_caught_by_the_anchor() {
     for n in 0..3 {
         upload_text(&app, marked_document(200 + n)).await;
     }
-    let anchor = app.data_dir.path().join("audit-anchor.json");
-    let head = navigator_server::audit::write_anchor(
-        app.state.store.as_ref(),
-        &audit_key(&app),
-        &anchor,
-        0,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let anchor = anchor_path(&app);
+    let head = anchor_now(&app).await;
     assert!(verify(&app).await.is_ok());
     let sql = format!("DELETE FROM audit_log WHERE seq >= {}", head.0 - 1);
     app.state.store.tamper_audit_for_tests(&sql).await.unwrap();
@@ -364,6 +377,25 @@ async fn a_truncated_tail_is_caught_by_the_anchor() {
         Err(ChainBroken::Link(b)) => assert_eq!(b.kind, BreakKind::TailMissing, "{b:?}"),
         other => panic!("truncation not detected: {other:?}"),
     }
+    // New entries re-growing the log past the anchored seq do not hide it: the anchor never
+    // moves onto a different chain, and verification still fails.
+    for n in 0..4 {
+        upload_text(&app, marked_document(210 + n)).await;
+    }
+    let moved =
+        navigator_server::audit::write_anchor(app.state.store.as_ref(), &audit_key(&app), &anchor)
+            .await;
+    assert!(
+        moved.is_err(),
+        "the anchor refuses to move onto another chain"
+    );
+    assert!(verify(&app).await.is_err());
+    // Deleting the anchor is no way out either.
+    std::fs::remove_file(&anchor).unwrap();
+    assert!(matches!(
+        verify(&app).await,
+        Err(ChainBroken::AnchorMissing)
+    ));
     // A forged anchor is refused outright.
     std::fs::write(&anchor, "{\"seq\":1,\"hash\":\"00\",\"mac\":\"00\"}").unwrap();
     assert!(matches!(verify(&app).await, Err(ChainBroken::Anchor)));
@@ -453,6 +485,7 @@ async fn concurrent_requests_never_fork_the_chain() {
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
+    anchor_now(&app).await;
     let summary = verify(&app).await.expect("no fork");
     assert!(summary.entries >= 201, "{summary:?}");
     app.stop().await;
@@ -573,6 +606,7 @@ async fn audit_verify_exits_non_zero_and_names_the_first_broken_link() {
     for n in 0..3 {
         upload_text(&app, marked_document(600 + n)).await;
     }
+    anchor_now(&app).await;
     let config = app.data_dir.path().join("navigator.yaml");
     let run = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_navigator"))
@@ -686,4 +720,51 @@ async fn uploads_and_searches_over_the_limit_get_429_with_retry_after() {
     let (status, _) = app.get_json("/v1/documents").await;
     assert_eq!(status, 200);
     app.stop().await;
+}
+
+/// Losing the keyring must not silently mint new keys over sealed data and an audit chain.
+#[tokio::test]
+async fn a_lost_keyring_stops_start_up_instead_of_minting_new_keys() {
+    let app = spawn_app_with(|yaml| yaml).await;
+    let accepted = upload_text(&app, marked_document(900)).await;
+    app.wait_for_job(accepted["job_id"].as_str().unwrap()).await;
+    let dir = app.data_dir.path().to_owned();
+    let config_path = dir.join("navigator.yaml");
+    let keyring = dir.join("keyring.json");
+    let saved = std::fs::read(&keyring).unwrap();
+    let TestApp {
+        running, data_dir, ..
+    } = app;
+    running.unwrap().stop().await.unwrap();
+    std::fs::remove_file(&keyring).unwrap();
+    let config =
+        navigator_server::config::load(Some(&config_path), &support::env_for_tests()).unwrap();
+    let error = match navigator_server::app::App::build(config, support::sandbox_options()).await {
+        Ok(_) => panic!("start-up must refuse"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        error.contains("keyring") && error.contains("missing"),
+        "{error}"
+    );
+    assert!(!keyring.exists(), "no new keyring was written");
+    // Restoring the file restores everything.
+    std::fs::write(&keyring, saved).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&keyring, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let config =
+        navigator_server::config::load(Some(&config_path), &support::env_for_tests()).unwrap();
+    let rebuilt = navigator_server::app::App::build(config, support::sandbox_options())
+        .await
+        .unwrap();
+    let text = rebuilt
+        .state
+        .blobs
+        .get(document_id(&accepted), BlobKind::Parsed)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text).contains(MARKER));
+    drop(data_dir);
 }

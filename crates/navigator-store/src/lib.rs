@@ -35,6 +35,8 @@ mod types;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "test-support")]
+pub mod test_databases;
 
 pub use types::*;
 

@@ -210,12 +210,15 @@ auth:
     leeway_secs: 30
     # Seconds fetched JWKS keys are trusted before a refresh.
     jwks_cache_secs: 300
-    # Least seconds between two JWKS fetches caused by unknown kids.
+    # Least seconds between two JWKS fetches caused by unknown kids (lower values multiply
+    # the fetches a burst of forged kids can cause).
     jwks_min_refresh_secs: 60
     # Longer bearer tokens are refused before parsing, in bytes.
     max_token_bytes: 8192
   # Role -> permissions, replacing the built-in defaults of the roles listed; e.g.
-  # {member: [documents:read, documents:write, documents:delete, search, jobs:read, jobs:retry, usage:read]}
+  # {member: [documents:read, documents:write, documents:delete, search, jobs:read, jobs:retry, usage:read]}.
+  # owners:all acts across owners (built into operator, auditor, admin); only admin may hold it
+  # together with documents:* or search.
   roles: {}
 
 search:

@@ -335,7 +335,7 @@ pub async fn list(
         .map_err(|_| ApiError::invalid("after must be a document id"))?;
     let docs = state
         .store
-        .list_documents(&principal.scope(), after, limit)
+        .list_documents(&principal.content_scope(), after, limit)
         .await?;
     let next = (docs.len() as u32 == limit)
         .then(|| docs.last().map(|d| d.id.to_string()))
@@ -409,7 +409,7 @@ pub async fn get(
     let id = parse_document_id(&id)?;
     let doc = state
         .store
-        .get_document(&principal.scope(), id)
+        .get_document(&principal.content_scope(), id)
         .await
         .map_err(|e| match e {
             navigator_store::StoreError::NotFound => ApiError::not_found("document"),
@@ -436,20 +436,18 @@ pub async fn delete(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_document_id(&id)?;
+    let scope = principal.content_scope();
+    // Visible to this principal? (Otherwise 404, and nothing is recorded as deleted.)
     state
         .store
-        .delete_document(&principal.scope(), id, state.clock.now())
+        .get_document(&scope, id)
         .await
         .map_err(|e| match e {
             navigator_store::StoreError::NotFound => ApiError::not_found("document"),
             other => other.into(),
         })?;
-    // The rows are gone, and with them the document's data key: its blobs are unreadable from
-    // now on, wherever copies of them are. Delete them too; a failure leaves ciphertext nobody
-    // can open, not a visible document.
-    if let Err(e) = state.blobs.delete_all(id).await {
-        tracing::warn!(document_id = %id, error = %e, "failed to delete a blob of a deleted document");
-    }
+    // Recorded before the delete, which destroys the data key for good: an irreversible action
+    // is never left without its audit entry.
     state
         .audit
         .record(meta.event(
@@ -461,6 +459,20 @@ pub async fn delete(
             json!({}),
         ))
         .await?;
+    state
+        .store
+        .delete_document(&scope, id, state.clock.now())
+        .await
+        .map_err(|e| match e {
+            navigator_store::StoreError::NotFound => ApiError::not_found("document"),
+            other => other.into(),
+        })?;
+    // The rows are gone, and with them the document's data key: its blobs are unreadable from
+    // now on. Delete them too; a failure leaves ciphertext nobody can open, not a visible
+    // document.
+    if let Err(e) = state.blobs.delete_all(id).await {
+        tracing::warn!(document_id = %id, error = %e, "failed to delete a blob of a deleted document");
+    }
     tracing::info!(document_id = %id, "document deleted");
     Ok(StatusCode::NO_CONTENT)
 }

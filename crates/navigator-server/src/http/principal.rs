@@ -30,10 +30,9 @@ pub struct Principal {
     pub owner: OwnerId,
     /// Role names (from the token's `roles` claim or the API key).
     pub roles: Vec<String>,
-    /// The union of the roles' permissions.
+    /// The union of the roles' permissions. Which owners' rows the principal sees follows
+    /// `owners:all` among them (see [`Principal::scope`]).
     pub permissions: PermissionSet,
-    /// Whether the principal sees every owner's rows (operator, auditor, admin).
-    pub all_owners: bool,
     /// True only for the single principal of a deployment without authentication (never for an
     /// authenticated caller, whatever its owner id).
     pub unauthenticated_local: bool,
@@ -46,16 +45,27 @@ impl Principal {
             owner: OwnerId::local(),
             roles: vec!["member".to_owned()],
             permissions: permissions::LOCAL,
-            all_owners: false,
             unauthenticated_local: true,
             credential: Credential::Local,
         }
     }
 
-    /// The rows this principal may see: its own, unless it holds an operator, auditor or admin
-    /// role. (What it may do with them is a per-route permission.)
+    /// The rows this principal may see: every owner's iff it holds `owners:all` (the built-in
+    /// operator, auditor and admin roles do), its own otherwise. Role names play no part. (What
+    /// it may do with the rows is a per-route permission.)
     pub fn scope(&self) -> OwnerScope {
-        if self.all_owners {
+        if self.has(Permission::OwnersAll) {
+            OwnerScope::All
+        } else {
+            OwnerScope::Owner(self.owner.clone())
+        }
+    }
+
+    /// The documents whose content (filenames, text, search hits) this principal may see:
+    /// every owner's only for an admin; everyone else — an operator who is also a member
+    /// included — sees its own, whatever `owners:all` grants it for jobs and usage.
+    pub fn content_scope(&self) -> OwnerScope {
+        if self.roles.iter().any(|r| r == "admin") && self.has(Permission::OwnersAll) {
             OwnerScope::All
         } else {
             OwnerScope::Owner(self.owner.clone())

@@ -74,7 +74,7 @@ pub async fn search(
                 .map_err(|_| ApiError::invalid("document_ids must be document ids"))?,
         ),
     };
-    let scope = principal.scope();
+    let scope = principal.content_scope();
     let q = SearchQuery {
         scope: &scope,
         text: query,

@@ -10,9 +10,14 @@
 //!   `WWW-Authenticate: Bearer` (plus `error="invalid_token"` when credentials were presented),
 //!   counted in `navigator_auth_failures_total{reason}` and audited as `auth.failure`. Every
 //!   denial is `403 forbidden`, counted in `navigator_auth_denied_total{permission}` and audited
-//!   as `auth.denied`. Tokens are never logged, echoed or audited.
+//!   as `auth.denied`. Tokens are never logged, echoed or audited. Both events carry the bounded
+//!   request id and the connection's peer address ([`crate::audit::RequestMeta`]), and are
+//!   written at most [`audit_limit::AUDITED_PER_MINUTE`] a minute per peer address (failures)
+//!   or per principal (denials); beyond that they are counted in
+//!   `navigator_audit_suppressed_total{action}` instead (see [`audit_limit`]).
 
 pub mod api_keys;
+pub mod audit_limit;
 pub mod jwt;
 pub mod permissions;
 
@@ -21,14 +26,15 @@ pub use permissions::{Permission, PermissionSet, RoleTable};
 use super::AppState;
 use super::error::ApiError;
 use super::principal::{Credential, Principal};
-use crate::audit::{Action, AuditEvent};
+use crate::audit::{Action, AuditEvent, RequestMeta};
 use crate::config::{AuthConfig, AuthMode};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use navigator_domain::{ErrorCode, OwnerId};
 use navigator_store::Store;
+use std::net::SocketAddr;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -117,6 +123,10 @@ pub struct Authenticator {
     jwt: Option<jwt::JwtVerifier>,
     roles: RoleTable,
     max_token_bytes: usize,
+    /// `auth.failure` entries per peer address.
+    failures_audited: audit_limit::AuditLimiter,
+    /// `auth.denied` entries per principal.
+    denials_audited: audit_limit::AuditLimiter,
 }
 
 impl Authenticator {
@@ -127,12 +137,12 @@ impl Authenticator {
         let jwt_config = &config.jwt;
         let max_token_bytes = usize::try_from(jwt_config.max_token_bytes).unwrap_or(usize::MAX);
         if config.mode == AuthMode::None {
-            return Ok(Authenticator {
-                mode: AuthMode::None,
-                jwt: None,
+            return Ok(Authenticator::new(
+                AuthMode::None,
+                None,
                 roles,
                 max_token_bytes,
-            });
+            ));
         }
         let secret = jwt_config
             .hs256_secret
@@ -185,22 +195,38 @@ impl Authenticator {
             jwks_min_refresh: Duration::from_secs(jwt_config.jwks_min_refresh_secs),
         };
         let verifier = jwt::JwtVerifier::new(settings, secret.as_deref(), source)?;
-        Ok(Authenticator {
-            mode: AuthMode::Jwt,
-            jwt: Some(verifier),
+        Ok(Authenticator::new(
+            AuthMode::Jwt,
+            Some(verifier),
             roles,
             max_token_bytes,
-        })
+        ))
+    }
+
+    fn new(
+        mode: AuthMode,
+        jwt: Option<jwt::JwtVerifier>,
+        roles: RoleTable,
+        max_token_bytes: usize,
+    ) -> Authenticator {
+        Authenticator {
+            mode,
+            jwt,
+            roles,
+            max_token_bytes,
+            failures_audited: audit_limit::AuditLimiter::new(audit_limit::AUDITED_PER_MINUTE),
+            denials_audited: audit_limit::AuditLimiter::new(audit_limit::AUDITED_PER_MINUTE),
+        }
     }
 
     /// `auth.mode: none` with the default roles.
     pub fn disabled() -> Authenticator {
-        Authenticator {
-            mode: AuthMode::None,
-            jwt: None,
-            roles: RoleTable::default(),
-            max_token_bytes: crate::config::DEFAULT_JWT_MAX_TOKEN_BYTES as usize,
-        }
+        Authenticator::new(
+            AuthMode::None,
+            None,
+            RoleTable::default(),
+            crate::config::DEFAULT_JWT_MAX_TOKEN_BYTES as usize,
+        )
     }
 
     pub fn mode(&self) -> AuthMode {
@@ -260,7 +286,6 @@ impl Authenticator {
     fn principal(&self, owner: OwnerId, roles: Vec<String>, credential: Credential) -> Principal {
         Principal {
             permissions: self.roles.permissions(&roles),
-            all_owners: permissions::crosses_owners(&roles),
             owner,
             roles,
             unauthenticated_local: false,
@@ -283,11 +308,19 @@ pub fn unauthorized(reason: Reason) -> Response {
     response
 }
 
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+/// Appends a refusal's audit event unless `key` has used up its share (module docs).
+async fn audit_refusal(
+    state: &AppState,
+    limiter: &audit_limit::AuditLimiter,
+    key: &str,
+    event: AuditEvent,
+) {
+    if limiter.allow(key) {
+        state.audit.record_best_effort(event).await;
+    } else {
+        metrics::counter!("navigator_audit_suppressed_total", "action" => event.action.as_str())
+            .increment(1);
+    }
 }
 
 /// Enforces the matched route's declared permission (see the module docs).
@@ -320,6 +353,10 @@ pub async fn authorize(
         return next.run(request).await;
     };
     let now = state.clock.now();
+    let (parts, body) = request.into_parts();
+    let meta = RequestMeta::of(&parts);
+    let mut request = Request::from_parts(parts, body);
+    let resource = || Some(format!("{} {}", route.method, route.path));
     let principal = match state
         .auth
         .authenticate(state.store.as_ref(), request.headers(), now)
@@ -329,38 +366,36 @@ pub async fn authorize(
         Err(reason) => {
             metrics::counter!("navigator_auth_failures_total", "reason" => reason.as_str())
                 .increment(1);
-            state
-                .audit
-                .record_best_effort(AuditEvent {
-                    actor: "anonymous".to_owned(),
-                    action: Action::AuthFailure,
-                    resource_type: "route",
-                    resource_id: Some(format!("{} {}", route.method, route.path)),
-                    outcome: "failure".to_owned(),
-                    request_id: request_id(request.headers()),
-                    source_ip: None,
-                    details: serde_json::json!({ "reason": reason.as_str() }),
-                })
-                .await;
+            let peer = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip());
+            let event = meta.event(
+                "anonymous",
+                Action::AuthFailure,
+                "route",
+                resource(),
+                "failure",
+                serde_json::json!({ "reason": reason.as_str() }),
+            );
+            let key = audit_limit::peer_key(peer);
+            audit_refusal(&state, &state.auth.failures_audited, &key, event).await;
             return unauthorized(reason);
         }
     };
     if !principal.has(permission) {
         metrics::counter!("navigator_auth_denied_total", "permission" => permission.as_str())
             .increment(1);
-        state
-            .audit
-            .record_best_effort(AuditEvent {
-                actor: principal.actor(),
-                action: Action::PermissionDenied,
-                resource_type: "route",
-                resource_id: Some(format!("{} {}", route.method, route.path)),
-                outcome: "denied".to_owned(),
-                request_id: request_id(request.headers()),
-                source_ip: None,
-                details: serde_json::json!({ "permission": permission.as_str() }),
-            })
-            .await;
+        let actor = principal.actor();
+        let event = meta.event(
+            actor.clone(),
+            Action::PermissionDenied,
+            "route",
+            resource(),
+            "denied",
+            serde_json::json!({ "permission": permission.as_str() }),
+        );
+        audit_refusal(&state, &state.auth.denials_audited, &actor, event).await;
         return ApiError::new(
             ErrorCode::Forbidden,
             format!("this route requires the {permission} permission"),

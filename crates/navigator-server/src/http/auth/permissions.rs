@@ -1,9 +1,12 @@
 //! Permissions, roles and the role → permission table (SD-001).
 //!
-//! A principal's permissions are the union of its roles' permissions. Which rows it sees is a
-//! separate question ([`crosses_owners`]): operators, auditors and admins see every owner's
-//! rows, everyone else only their own. Content permissions (`documents:*`, `search`) are checked
-//! per route, so an operator who lists every owner's jobs still gets `403` on documents.
+//! A principal's permissions are the union of its roles' permissions. Which rows it sees follows
+//! one of them, [`Permission::OwnersAll`] (`owners:all`, "act across owners"): holders see every
+//! owner's rows, everyone else only their own. The built-in operator, auditor and admin roles
+//! hold it. Content permissions (`documents:*`, `search`) are checked per route, so an operator
+//! who lists every owner's jobs still gets `403` on documents; and cross-owner content access
+//! is admin-only: `auth.roles` may not give a role other than `admin` both `owners:all` and a
+//! content permission (refused at startup, see [`RoleTable::from_config`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,10 +26,13 @@ pub enum Permission {
     MetricsRead,
     AuditRead,
     KeysManage,
+    /// Act across owners: the principal's store queries see every owner's rows (what it may
+    /// do with them is still each route's permission).
+    OwnersAll,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::DocumentsRead,
         Permission::DocumentsWrite,
         Permission::DocumentsDelete,
@@ -38,6 +44,16 @@ impl Permission {
         Permission::MetricsRead,
         Permission::AuditRead,
         Permission::KeysManage,
+        Permission::OwnersAll,
+    ];
+
+    /// Permissions that reach document content: with [`Permission::OwnersAll`] they would give
+    /// every owner's content, which only `admin` may have.
+    pub const CONTENT: [Permission; 4] = [
+        Permission::DocumentsRead,
+        Permission::DocumentsWrite,
+        Permission::DocumentsDelete,
+        Permission::Search,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -53,6 +69,7 @@ impl Permission {
             Permission::MetricsRead => "metrics:read",
             Permission::AuditRead => "audit:read",
             Permission::KeysManage => "keys:manage",
+            Permission::OwnersAll => "owners:all",
         }
     }
 
@@ -121,14 +138,15 @@ pub const MEMBER: PermissionSet = PermissionSet::of(&[
 ]);
 /// `operator`: every owner's jobs, metrics, usage and budgets; no document content.
 pub const OPERATOR: PermissionSet = PermissionSet::of(&[
+    P::OwnersAll,
     P::JobsRead,
     P::JobsRetry,
     P::MetricsRead,
     P::UsageRead,
     P::BudgetsWrite,
 ]);
-/// `auditor`: the audit log and usage; no document content.
-pub const AUDITOR: PermissionSet = PermissionSet::of(&[P::AuditRead, P::UsageRead]);
+/// `auditor`: the audit log and every owner's usage; no document content.
+pub const AUDITOR: PermissionSet = PermissionSet::of(&[P::OwnersAll, P::AuditRead, P::UsageRead]);
 /// `service`: nothing by default; an API key's roles scope it.
 pub const SERVICE: PermissionSet = PermissionSet::EMPTY;
 /// The single principal of `auth.mode: none`: a member that also sets its own budget, reads
@@ -139,15 +157,8 @@ pub const LOCAL: PermissionSet = MEMBER.union(PermissionSet::of(&[
     P::AuditRead,
 ]));
 
-/// Roles whose holders see every owner's rows (content permissions are still checked per route).
-pub const CROSS_OWNER_ROLES: &[&str] = &["operator", "auditor", "admin"];
-
-/// Whether any of `roles` sees every owner's rows.
-pub fn crosses_owners(roles: &[String]) -> bool {
-    roles
-        .iter()
-        .any(|r| CROSS_OWNER_ROLES.contains(&r.as_str()))
-}
+/// The one role that may combine `owners:all` with content permissions.
+pub const CROSS_OWNER_CONTENT_ROLE: &str = "admin";
 
 /// Role name → permissions: the built-in defaults, with `auth.roles` replacing the roles it
 /// names (and adding new ones).
@@ -174,7 +185,9 @@ impl Default for RoleTable {
 
 impl RoleTable {
     /// The defaults with `overrides` (from `auth.roles`) applied. An unknown permission name is
-    /// an error naming the key.
+    /// an error naming the key, and so is `owners:all` together with a content permission
+    /// (`documents:*`, `search`) on any role but `admin`: cross-owner content access is
+    /// admin-only.
     pub fn from_config(overrides: &BTreeMap<String, Vec<String>>) -> anyhow::Result<RoleTable> {
         let mut table = RoleTable::default();
         for (role, names) in overrides {
@@ -187,6 +200,20 @@ impl RoleTable {
                     );
                 };
                 set = set.union(PermissionSet::of(&[permission]));
+            }
+            if role != CROSS_OWNER_CONTENT_ROLE && set.contains(P::OwnersAll) {
+                let content: Vec<&str> = Permission::CONTENT
+                    .into_iter()
+                    .filter(|p| set.contains(*p))
+                    .map(Permission::as_str)
+                    .collect();
+                if !content.is_empty() {
+                    anyhow::bail!(
+                        "auth.roles.{role}: owners:all cannot be combined with {} (cross-owner \
+                         access to document content is reserved for the admin role)",
+                        content.join(", ")
+                    );
+                }
             }
             table.roles.insert(role.clone(), set);
         }
@@ -225,9 +252,20 @@ mod tests {
         assert!(member.contains(P::DocumentsRead) && !member.contains(P::MetricsRead));
         let operator = t.get("operator").unwrap();
         assert!(!operator.contains(P::DocumentsRead) && !operator.contains(P::Search));
-        assert!(operator.contains(P::BudgetsWrite));
+        assert!(operator.contains(P::BudgetsWrite) && operator.contains(P::OwnersAll));
         let auditor = t.get("auditor").unwrap();
-        assert_eq!(auditor.iter().count(), 2);
+        assert_eq!(auditor.iter().count(), 3);
+        assert!(auditor.contains(P::OwnersAll));
+        assert!(!member.contains(P::OwnersAll) && !LOCAL.contains(P::OwnersAll));
+        // No built-in role but admin combines owners:all with content.
+        for (name, set) in &t.roles {
+            if name != CROSS_OWNER_CONTENT_ROLE && set.contains(P::OwnersAll) {
+                assert!(
+                    Permission::CONTENT.iter().all(|p| !set.contains(*p)),
+                    "{name}"
+                );
+            }
+        }
         assert_eq!(t.get("admin").unwrap(), PermissionSet::all());
         assert_eq!(t.get("service").unwrap(), PermissionSet::EMPTY);
         assert!(LOCAL.contains(P::MetricsRead) && LOCAL.contains(P::BudgetsWrite));
@@ -249,5 +287,33 @@ mod tests {
             e.contains("auth.roles.member") && e.contains("documents:frobnicate"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn owners_all_with_content_is_admin_only() {
+        let table = |role: &str, names: &[&str]| {
+            let mut overrides = BTreeMap::new();
+            overrides.insert(
+                role.to_owned(),
+                names.iter().map(|n| (*n).to_owned()).collect(),
+            );
+            RoleTable::from_config(&overrides)
+        };
+        for content in Permission::CONTENT {
+            let e = table("auditor", &["owners:all", content.as_str()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("auth.roles.auditor") && e.contains(content.as_str()),
+                "{e}"
+            );
+        }
+        let t = table("compliance", &["owners:all", "audit:read"]).unwrap();
+        assert!(t.get("compliance").unwrap().contains(P::OwnersAll));
+        let t = table("admin", &["owners:all", "documents:read"]).unwrap();
+        assert!(t.get("admin").unwrap().contains(P::DocumentsRead));
+        // Without owners:all, a content permission is just the principal's own content.
+        let t = table("auditor", &["documents:read"]).unwrap();
+        assert!(!t.get("auditor").unwrap().contains(P::OwnersAll));
     }
 }
