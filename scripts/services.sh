@@ -23,6 +23,7 @@ readonly PG_BIN="/usr/lib/postgresql/$PG_VERSION/bin"
 readonly PG_DATA="$DIR/pg/data"
 readonly PG_SOCK="$DIR/pg/sock"
 readonly PG_LOG="$DIR/pg/postgres.log"
+readonly PG_TLS="$DIR/pg/tls"
 readonly PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 readonly S3_PORT="${NAVIGATOR_S3_PORT:-55055}"
 readonly S3_URL="http://127.0.0.1:$S3_PORT"
@@ -83,20 +84,39 @@ pg_running() {
     [[ -f "$PG_DATA/PG_VERSION" ]] && as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
 }
 
+# A throwaway CA and a server certificate for 127.0.0.1/localhost, so the tests can check TLS to
+# PostgreSQL (verify-full against the CA). Deleted with the cluster on stop.
+make_pg_tls() {
+    [[ -f "$PG_TLS/server.crt" ]] && return
+    mkdir -p "$PG_TLS"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+        -keyout "$PG_TLS/ca.key" -out "$PG_TLS/ca.crt" -subj "/CN=navigator-test-ca" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$PG_TLS/server.key" -out "$PG_TLS/server.csr" -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
+        > "$PG_TLS/server.ext"
+    openssl x509 -req -in "$PG_TLS/server.csr" -CA "$PG_TLS/ca.crt" -CAkey "$PG_TLS/ca.key" \
+        -CAcreateserial -days 30 -extfile "$PG_TLS/server.ext" -out "$PG_TLS/server.crt" 2>/dev/null
+    chmod 600 "$PG_TLS/server.key" "$PG_TLS/ca.key"
+    chmod 644 "$PG_TLS/ca.crt" "$PG_TLS/server.crt"
+}
+
 start_postgres() {
     if pg_running; then
         return
     fi
     mkdir -p "$DIR/pg" "$PG_SOCK"
+    make_pg_tls
     chown -R postgres:postgres "$DIR/pg"
     if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
         log "creating a PostgreSQL cluster in $PG_DATA"
         as_postgres "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres -E UTF8 >/dev/null
     fi
-    log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    log "starting PostgreSQL on 127.0.0.1:$PG_PORT (TLS available)"
     # fsync off: a test cluster, deleted on stop; durability is not what these tests measure.
     as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start \
-        -o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
+        -o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c ssl=on -c ssl_cert_file=$PG_TLS/server.crt -c ssl_key_file=$PG_TLS/server.key" >/dev/null
     PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" "$PG_URL" -qAt -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null
 }
 
@@ -149,6 +169,7 @@ stop_moto() {
 
 print_pg_env() {
     echo "export NAVIGATOR_TEST_DATABASE_URL=$PG_URL"
+    echo "export NAVIGATOR_TEST_PG_CA=$PG_TLS/ca.crt"
 }
 
 print_s3_env() {

@@ -309,6 +309,25 @@ impl DocumentBlobs {
         .map_err(|_| VaultError::Integrity)
     }
 
+    /// Seals the document's blobs that are still plaintext (written before blobs were sealed:
+    /// a deployment upgraded in place). Returns how many it sealed; sealed ones are left alone,
+    /// so running it again is harmless.
+    pub async fn seal_plaintext(&self, id: DocumentId) -> Result<u32, VaultError> {
+        let mut sealed = 0;
+        for kind in BlobKind::ALL {
+            let stored = match self.blobs.get(&kind.key(id)).await {
+                Ok(stored) => stored,
+                Err(BlobError::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if !envelope::is_sealed(&stored) {
+                self.put(id, kind, &stored).await?;
+                sealed += 1;
+            }
+        }
+        Ok(sealed)
+    }
+
     pub async fn delete(&self, id: DocumentId, kind: BlobKind) -> Result<(), VaultError> {
         self.blobs.delete(&kind.key(id)).await?;
         Ok(())

@@ -69,22 +69,7 @@ impl App {
             .migrate()
             .await
             .context("could not apply database migrations")?;
-        let blobs = {
-            use navigator_pipeline::blob::{BlobLocation as StoreLocation, S3Settings};
-            let location = match config.blob_location() {
-                BlobLocation::File(dir) => StoreLocation::File(dir),
-                BlobLocation::S3 { bucket, prefix } => StoreLocation::S3 { bucket, prefix },
-            };
-            let s3 = &config.blobs.s3;
-            let settings = S3Settings {
-                endpoint: s3.endpoint.clone(),
-                region: s3.region.clone(),
-                access_key_id: s3.access_key_id.clone(),
-                secret_access_key: s3.secret_access_key.as_ref().map(|s| s.expose().to_owned()),
-                allow_http: s3.allow_http,
-            };
-            Blobs::from_location(&location, &settings).context("could not open the blob store")?
-        };
+        let blobs = open_blobs(&config)?;
         let (keyring, audit_key) = open_keyring(&config, store.as_ref()).await?;
         let document_keys = Arc::new(DocumentKeys::new(
             store.clone(),
@@ -524,6 +509,24 @@ fn resilience_settings(
         tokens_per_minute: (tokens_per_minute > 0).then_some(tokens_per_minute),
         ..defaults
     }
+}
+
+/// The raw blob store from `blobs.*` (ciphertext only; [`DocumentBlobs`] seals and opens).
+pub fn open_blobs(config: &Config) -> anyhow::Result<Blobs> {
+    use navigator_pipeline::blob::{BlobLocation as StoreLocation, S3Settings};
+    let location = match config.blob_location() {
+        BlobLocation::File(dir) => StoreLocation::File(dir),
+        BlobLocation::S3 { bucket, prefix } => StoreLocation::S3 { bucket, prefix },
+    };
+    let s3 = &config.blobs.s3;
+    let settings = S3Settings {
+        endpoint: s3.endpoint.clone(),
+        region: s3.region.clone(),
+        access_key_id: s3.access_key_id.clone(),
+        secret_access_key: s3.secret_access_key.as_ref().map(|s| s.expose().to_owned()),
+        allow_http: s3.allow_http,
+    };
+    Blobs::from_location(&location, &settings).context("could not open the blob store")
 }
 
 /// How often the audit chain's head is anchored outside the database.

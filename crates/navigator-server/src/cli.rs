@@ -123,6 +123,8 @@ pub enum KeysCommand {
     },
     /// How many data keys each key-encryption key wraps.
     Status,
+    /// Seal blobs written before encryption at rest (after upgrading a deployment in place).
+    SealExisting,
 }
 
 #[derive(Subcommand, Debug)]
@@ -539,6 +541,38 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> 
     let (keyring, audit_key) = crate::app::open_keyring(&config, store.as_ref()).await?;
     match command {
         KeysCommand::Rotate => unreachable!("handled above"),
+        KeysCommand::SealExisting => {
+            let keys = std::sync::Arc::new(navigator_pipeline::vault::DocumentKeys::new(
+                store.clone(),
+                keyring,
+                std::sync::Arc::new(navigator_domain::SystemClock),
+                Duration::from_secs(60),
+            ));
+            let blobs = navigator_pipeline::vault::DocumentBlobs::new(
+                crate::app::open_blobs(&config)?,
+                keys,
+            );
+            let (mut documents, mut sealed, mut after) = (0u64, 0u64, None);
+            loop {
+                let page = store.list_documents(&OwnerScope::All, after, 500).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id);
+                for document in &page {
+                    documents += 1;
+                    sealed += u64::from(blobs.seal_plaintext(document.id).await?);
+                }
+            }
+            console_auditor(store, audit_key)
+                .record(console_event(
+                    crate::audit::Action::KeysRewrap,
+                    "blobs",
+                    None,
+                    serde_json::json!({"sealed": sealed, "documents": documents}),
+                ))
+                .await?;
+            println!("sealed {sealed} plaintext blobs of {documents} documents");
+            Ok(ExitCode::SUCCESS)
+        }
         KeysCommand::Status => {
             println!("active key-encryption key: {}", {
                 use navigator_crypto::keyring::KeyProvider;
@@ -575,8 +609,8 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> 
 }
 
 async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    // Read-only: no migrations (a verification must not change the database it checks).
     let store = crate::app::open_store(&config).await?;
-    store.migrate().await?;
     match command {
         AuditCommand::Export { after } => {
             let mut after = after;

@@ -613,3 +613,38 @@ fn remote_provider_prices_and_budgets_are_validated_with_their_key_paths() {
     assert_eq!(config.usage.prices.len(), 2);
     assert_eq!(config.usage.prices["llamaparse"].usd_per_page, 0.003);
 }
+
+#[test]
+fn keys_can_come_from_the_environment_and_are_never_shown() {
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // base64 of 32 bytes
+    let config = load_ok(
+        "",
+        &env(&[
+            ("HOME", "/home/nav"),
+            ("NAVIGATOR__ENCRYPTION__KEYS__K2026", key),
+            ("NAVIGATOR__ENCRYPTION__ACTIVE_KEY", "k2026"),
+            (
+                "NAVIGATOR__AUDIT__HMAC_KEY",
+                "0123456789abcdef0123456789abcdef-audit",
+            ),
+        ]),
+    );
+    assert_eq!(config.encryption.keys["k2026"].expose(), key);
+    assert_eq!(config.encryption.active_key.as_deref(), Some("k2026"));
+    let shown = config::redacted_yaml(&config);
+    assert!(
+        !shown.contains(key) && !shown.contains("0123456789abcdef-audit"),
+        "{shown}"
+    );
+
+    let errors = load_err(
+        "",
+        &env(&[
+            ("HOME", "/home/nav"),
+            ("NAVIGATOR__ENCRYPTION__KEYS__K1", "short"),
+        ]),
+    );
+    let keys: BTreeSet<&str> = errors.iter().filter_map(|e| e.key.as_deref()).collect();
+    assert!(keys.contains("encryption.keys.k1"), "{errors}");
+    assert!(!errors.to_string().contains("short"), "{errors}");
+}

@@ -366,6 +366,14 @@ const FREE_FORM_MAPS: &[&[&str]] = &[
     &["encryption", "keys"],
 ];
 
+/// Whether `path` names an entry inside a [`FREE_FORM_MAPS`] section (e.g.
+/// `encryption.keys.k2026`), which the defaults cannot list.
+fn in_free_form_map(path: &[String]) -> bool {
+    FREE_FORM_MAPS
+        .iter()
+        .any(|free| path.len() > free.len() && free.iter().zip(path).all(|(a, b)| *a == b))
+}
+
 fn remove_unknown_keys(
     map: &mut BTreeMap<String, Entry>,
     schema: &Value,
@@ -430,6 +438,9 @@ fn apply_overrides(
         let origin = Origin::EnvVar(name.clone());
         let problem = if path.iter().any(String::is_empty) {
             Some("malformed override: use NAVIGATOR__SECTION__KEY (double underscores)".to_owned())
+        } else if in_free_form_map(&path) {
+            // A name the operator chooses (a key id, a provider): deserialisation checks it.
+            None
         } else {
             match schema_at(schema, &path) {
                 None => Some(format!("unknown key {}", path.join("."))),
