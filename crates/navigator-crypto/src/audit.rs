@@ -404,7 +404,7 @@ impl ChainVerifier {
 }
 
 fn bool_ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+    crate::constant_time_eq(a, b)
 }
 
 /// A signed anchor of the chain head, `{"seq":N,"hash":"<hex>","mac":"<hex>"}`,

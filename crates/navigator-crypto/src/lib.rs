@@ -27,6 +27,12 @@ pub use envelope::{DataKey, blob_aad, is_sealed, open, seal};
 pub use error::CryptoError;
 pub use keyring::{KeyProvider, LocalKeyring, WrappedKey, dek_aad, validate_key_id};
 
+/// Whether `a` and `b` are equal, in time that does not depend on where they differ (for
+/// comparing secrets and MACs).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
 /// Fills `buf` from the system CSPRNG (aws-lc). A failing system RNG leaves no
 /// safe way to continue, so it panics rather than returning predictable bytes.
 pub(crate) fn random_fill(buf: &mut [u8]) {

@@ -40,15 +40,6 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    // No early exit: the time taken does not depend on where the first difference is.
-    let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b.iter()) {
-        diff |= x ^ y;
-    }
-    std::hint::black_box(diff) == 0
-}
-
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
@@ -127,7 +118,7 @@ pub(crate) async fn authenticate(
             return Err(Reason::Unavailable);
         }
     };
-    if !constant_time_eq(&presented, &record.secret_sha256) {
+    if !navigator_crypto::constant_time_eq(&presented, &record.secret_sha256) {
         return Err(Reason::ApiKeySecret);
     }
     if record.revoked_at.is_some() {
@@ -170,7 +161,7 @@ mod tests {
     #[test]
     fn compare_is_exact() {
         let a = hash_secret("one");
-        assert!(constant_time_eq(&a, &hash_secret("one")));
-        assert!(!constant_time_eq(&a, &hash_secret("two")));
+        assert!(navigator_crypto::constant_time_eq(&a, &hash_secret("one")));
+        assert!(!navigator_crypto::constant_time_eq(&a, &hash_secret("two")));
     }
 }
