@@ -511,6 +511,23 @@ fn resilience_settings(
     }
 }
 
+/// Opens the store and migrates it only when a migration is pending, so a command run beside a
+/// live server takes no write lock it does not need.
+pub async fn open_migrated_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = open_store(config).await?;
+    let current = store
+        .migration_status()
+        .await
+        .is_ok_and(|all| all.iter().all(|m| m.applied));
+    if !current {
+        store
+            .migrate()
+            .await
+            .context("could not apply database migrations")?;
+    }
+    Ok(store)
+}
+
 /// The raw blob store from `blobs.*` (ciphertext only; [`DocumentBlobs`] seals and opens).
 pub fn open_blobs(config: &Config) -> anyhow::Result<Blobs> {
     use navigator_pipeline::blob::{BlobLocation as StoreLocation, S3Settings};

@@ -521,8 +521,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> 
         let path = config.keyring_file();
         let id = navigator_crypto::keyring::LocalKeyring::rotate_file(&path)
             .with_context(|| format!("could not rotate {}", path.display()))?;
-        let store = crate::app::open_store(&config).await?;
-        store.migrate().await?;
+        let store = crate::app::open_migrated_store(&config).await?;
         let (_, audit_key) = crate::app::open_keyring(&config, store.as_ref()).await?;
         console_auditor(store, audit_key)
             .record(console_event(
@@ -536,8 +535,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<ExitCode> 
         println!("restart running processes, then run `navigator keys rewrap`");
         return Ok(ExitCode::SUCCESS);
     }
-    let store = crate::app::open_store(&config).await?;
-    store.migrate().await?;
+    let store = crate::app::open_migrated_store(&config).await?;
     let (keyring, audit_key) = crate::app::open_keyring(&config, store.as_ref()).await?;
     match command {
         KeysCommand::Rotate => unreachable!("handled above"),
@@ -663,8 +661,7 @@ async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<ExitCode
 
 async fn apikey(config: Config, command: ApikeyCommand) -> anyhow::Result<ExitCode> {
     use crate::http::auth::api_keys;
-    let store = crate::app::open_store(&config).await?;
-    store.migrate().await?;
+    let store = crate::app::open_migrated_store(&config).await?;
     let (_, audit_key) = crate::app::open_keyring(&config, store.as_ref()).await?;
     let auditor = console_auditor(store.clone(), audit_key);
     let now = time::OffsetDateTime::now_utc();
@@ -755,8 +752,7 @@ async fn apikey(config: Config, command: ApikeyCommand) -> anyhow::Result<ExitCo
 }
 
 async fn jobs(config: Config, command: JobsCommand) -> anyhow::Result<ExitCode> {
-    let store = crate::app::open_store(&config).await?;
-    store.migrate().await?;
+    let store = crate::app::open_migrated_store(&config).await?;
     let scope = OwnerScope::All;
     match command {
         JobsCommand::List { status, limit } => {

@@ -609,14 +609,20 @@ async fn audit_verify_exits_non_zero_and_names_the_first_broken_link() {
     }
     anchor_now(&app).await;
     let config = app.data_dir.path().join("navigator.yaml");
+    // The command runs beside the live app: await it (never block the runtime the app's
+    // workers run on, or a worker holding SQLite's write lock would stall until it returns).
     let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_navigator"))
-            .args(["audit", "verify", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap()
+        let config = config.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_navigator"))
+                .args(["audit", "verify", "--config"])
+                .arg(&config)
+                .output()
+                .await
+                .unwrap()
+        }
     };
-    let ok = run();
+    let ok = run().await;
     assert!(
         ok.status.success(),
         "{}",
@@ -628,7 +634,7 @@ async fn audit_verify_exits_non_zero_and_names_the_first_broken_link() {
         .tamper_audit_for_tests("DELETE FROM audit_log WHERE seq = 2")
         .await
         .unwrap();
-    let broken = run();
+    let broken = run().await;
     assert_eq!(broken.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&broken.stderr);
     assert!(stderr.contains("first broken link at seq"), "{stderr}");
@@ -800,14 +806,20 @@ async fn seal_existing_seals_blobs_written_before_encryption() {
         .await
         .unwrap();
     let config = app.data_dir.path().join("navigator.yaml");
+    // The command runs beside the live app: await it (never block the runtime the app's
+    // workers run on, or a worker holding SQLite's write lock would stall until it returns).
     let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_navigator"))
-            .args(["keys", "seal-existing", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap()
+        let config = config.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_navigator"))
+                .args(["keys", "seal-existing", "--config"])
+                .arg(&config)
+                .output()
+                .await
+                .unwrap()
+        }
     };
-    let first = run();
+    let first = run().await;
     assert!(
         first.status.success(),
         "{}",
@@ -841,7 +853,12 @@ async fn seal_existing_seals_blobs_written_before_encryption() {
     );
     assert_eq!(fresh.get(id, BlobKind::Original).await.unwrap(), original);
     assert_eq!(fresh.get(id, BlobKind::Parsed).await.unwrap(), parsed);
-    let again = run();
-    assert!(String::from_utf8_lossy(&again.stdout).contains("sealed 0 plaintext blobs"));
+    let again = run().await;
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("sealed 0 plaintext blobs"),
+        "{}{}",
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr)
+    );
     app.stop().await;
 }
