@@ -648,3 +648,33 @@ fn keys_can_come_from_the_environment_and_are_never_shown() {
     assert!(keys.contains("encryption.keys.k1"), "{errors}");
     assert!(!errors.to_string().contains("short"), "{errors}");
 }
+
+#[test]
+fn a_plain_http_jwks_url_must_really_be_loopback() {
+    let problems = |url: &str| {
+        let yaml = format!(
+            "auth:\n  mode: jwt\n  jwt:\n    jwks_url: \"{url}\"\n    issuer: https://id.example\n    audience: navigator\n"
+        );
+        match load(&yaml, &home_env()) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors
+                .iter()
+                .filter_map(|e| e.key.clone())
+                .collect::<Vec<_>>(),
+        }
+    };
+    assert!(problems("http://127.0.0.1:9000/jwks").is_empty());
+    assert!(problems("http://localhost/jwks").is_empty());
+    assert!(problems("https://id.example/jwks").is_empty());
+    for sneaky in [
+        "http://id.example/jwks",
+        "http://id.example\\\\@localhost/jwks",
+        "http://localhost.id.example/jwks",
+    ] {
+        assert_eq!(
+            problems(sneaky),
+            vec!["auth.jwt.jwks_url".to_owned()],
+            "{sneaky}"
+        );
+    }
+}

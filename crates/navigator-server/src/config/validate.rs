@@ -583,10 +583,16 @@ impl Validator {
     fn jwks_url(&mut self, key: &str, url: &str) {
         let errors_before = self.errors.len();
         self.http_url(key, url);
-        if self.errors.len() == errors_before
-            && let Some(rest) = url.strip_prefix("http://")
-            && !is_loopback(host_of(rest))
-        {
+        // The host as the HTTP client will see it (the WHATWG parser reqwest uses), so a URL
+        // such as `http://idp.example\@localhost/` cannot pass for a loopback one.
+        let loopback = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+            })
+            .is_some_and(|host| is_loopback(&host));
+        if self.errors.len() == errors_before && url.starts_with("http://") && !loopback {
             self.problem(
                 key,
                 "must use https (plain http is accepted only for localhost)",
