@@ -2,7 +2,7 @@
 //! (`?format=jsonl`, for export). Reading the log is itself audited.
 
 use super::AppState;
-use super::error::{ApiError, ApiQuery};
+use super::error::{ApiError, ApiQuery, timestamp_param};
 use super::principal::Principal;
 use crate::audit::{Action, RequestMeta};
 use axum::extract::State;
@@ -11,8 +11,6 @@ use axum::response::{IntoResponse, Response};
 use navigator_store::{AuditFilter, AuditRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 pub const DEFAULT_AUDIT_PAGE: u32 = 100;
 pub const MAX_AUDIT_PAGE: u32 = 1000;
@@ -30,14 +28,6 @@ pub struct AuditParams {
     pub to: Option<String>,
     /// `json` (default) or `jsonl`.
     pub format: Option<String>,
-}
-
-fn instant(key: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
-    raw.map(|raw| {
-        OffsetDateTime::parse(raw, &Rfc3339)
-            .map_err(|_| ApiError::invalid(format!("{key} must be an RFC 3339 timestamp")))
-    })
-    .transpose()
 }
 
 /// One entry as served: the stored canonical entry plus its place in the chain.
@@ -83,8 +73,8 @@ pub async fn list(
         actor: params.actor.clone(),
         action: params.action.clone(),
         resource_id: params.resource_id.clone(),
-        from: instant("from", params.from.as_deref())?,
-        to: instant("to", params.to.as_deref())?,
+        from: timestamp_param("from", params.from.as_deref())?,
+        to: timestamp_param("to", params.to.as_deref())?,
     };
     let records = state.store.audit_entries(&filter).await?;
     state

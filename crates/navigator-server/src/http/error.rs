@@ -143,6 +143,18 @@ where
     }
 }
 
+/// A timestamp query parameter (`?from=`, `?to=`): RFC 3339, or `invalid_request` naming `key`.
+pub fn timestamp_param(
+    key: &str,
+    raw: Option<&str>,
+) -> Result<Option<time::OffsetDateTime>, ApiError> {
+    raw.map(|raw| {
+        time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| ApiError::invalid(format!("{key} must be an RFC 3339 timestamp")))
+    })
+    .transpose()
+}
+
 /// Query-string extractor whose rejections are problem+json.
 pub struct ApiQuery<T>(pub T);
 

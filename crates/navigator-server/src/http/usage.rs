@@ -3,7 +3,7 @@
 //! budgets; raising a hard budget resumes the owner's waiting work at once).
 
 use super::AppState;
-use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, timestamp_param};
 use super::principal::Principal;
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +12,6 @@ use navigator_pipeline::usage::{micro_to_usd, month_start, usd_to_micro};
 use navigator_store::{Budget, OwnerScope, UsageTotals};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 #[derive(Deserialize)]
@@ -23,18 +22,6 @@ pub struct UsageParams {
     pub to: Option<String>,
     /// Operators only: one owner's usage.
     pub owner: Option<String>,
-}
-
-fn instant(
-    key: &str,
-    raw: Option<&str>,
-    default: OffsetDateTime,
-) -> Result<OffsetDateTime, ApiError> {
-    match raw {
-        None => Ok(default),
-        Some(raw) => OffsetDateTime::parse(raw, &Rfc3339)
-            .map_err(|_| ApiError::invalid(format!("{key} must be an RFC 3339 timestamp"))),
-    }
 }
 
 fn totals(t: &UsageTotals) -> Value {
@@ -62,12 +49,9 @@ pub async fn usage(
     ApiQuery(params): ApiQuery<UsageParams>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.clock.now();
-    let from = instant("from", params.from.as_deref(), month_start(now))?;
-    let to = instant(
-        "to",
-        params.to.as_deref(),
-        now + std::time::Duration::from_secs(1),
-    )?;
+    let from = timestamp_param("from", params.from.as_deref())?.unwrap_or(month_start(now));
+    let to = timestamp_param("to", params.to.as_deref())?
+        .unwrap_or(now + std::time::Duration::from_secs(1));
     if from >= to {
         return Err(ApiError::invalid("from must be before to"));
     }
