@@ -16,13 +16,67 @@ pub enum Limited {
     Search,
 }
 
-/// Most principals tracked at once; idle buckets (full again) are dropped first.
+/// Most keys one [`KeyedBuckets`] tracks at once; idle buckets (full again) are dropped first.
 const MAX_TRACKED: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
     at: Instant,
+}
+
+/// What [`KeyedBuckets::take`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Take {
+    /// A token was taken.
+    Taken,
+    /// None left; one is back after this long.
+    Wait(Duration),
+    /// A new key, and every tracked key is active: nothing tracked, the caller decides.
+    Full,
+}
+
+/// A token bucket per key, refilled continuously, holding `per_minute` tokens at most (the
+/// burst). Memory is bounded: at most [`MAX_TRACKED`] keys.
+pub(crate) struct KeyedBuckets<K> {
+    buckets: Mutex<HashMap<K, Bucket>>,
+}
+
+impl<K: Eq + std::hash::Hash> KeyedBuckets<K> {
+    pub(crate) fn new() -> Self {
+        Self {
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token of `key`'s bucket (`per_minute` > 0).
+    pub(crate) fn take(&self, key: K, per_minute: u32, now: Instant) -> Take {
+        let capacity = f64::from(per_minute.max(1));
+        let per_second = capacity / 60.0;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if !buckets.contains_key(&key) && buckets.len() >= MAX_TRACKED {
+            // Buckets that refilled completely carry no state worth keeping.
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.at).as_secs_f64() * per_second < capacity
+            });
+            if buckets.len() >= MAX_TRACKED {
+                return Take::Full;
+            }
+        }
+        let bucket = buckets.entry(key).or_insert(Bucket {
+            tokens: capacity,
+            at: now,
+        });
+        let refill = now.duration_since(bucket.at).as_secs_f64() * per_second;
+        bucket.tokens = (bucket.tokens + refill).min(capacity);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Take::Taken
+        } else {
+            Take::Wait(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+        }
+    }
 }
 
 /// Requests per minute allowed for each kind (0: unlimited).
@@ -34,14 +88,14 @@ pub struct RateLimits {
 
 pub struct RateLimiter {
     limits: RateLimits,
-    buckets: Mutex<HashMap<(String, Limited), Bucket>>,
+    buckets: KeyedBuckets<(String, Limited)>,
 }
 
 impl RateLimiter {
     pub fn new(limits: RateLimits) -> Self {
         Self {
             limits,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: KeyedBuckets::new(),
         }
     }
 
@@ -62,30 +116,15 @@ impl RateLimiter {
         if per_minute == 0 {
             return Ok(());
         }
-        let capacity = f64::from(per_minute);
-        let per_second = capacity / 60.0;
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_TRACKED {
-            // Buckets that refilled completely carry no state worth keeping.
-            buckets.retain(|_, b| now.duration_since(b.at).as_secs_f64() * per_second < capacity);
-            if buckets.len() >= MAX_TRACKED {
-                buckets.clear();
-            }
-        }
-        let bucket = buckets
-            .entry((principal.to_owned(), kind))
-            .or_insert(Bucket {
-                tokens: capacity,
-                at: now,
-            });
-        let refill = now.duration_since(bucket.at).as_secs_f64() * per_second;
-        bucket.tokens = (bucket.tokens + refill).min(capacity);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+        match self
+            .buckets
+            .take((principal.to_owned(), kind), per_minute, now)
+        {
+            Take::Taken => Ok(()),
+            Take::Wait(wait) => Err(wait),
+            // More active principals than tracked: let the untracked one through rather than
+            // refuse everyone new.
+            Take::Full => Ok(()),
         }
     }
 

@@ -7,36 +7,26 @@
 //!
 //! In memory, per process (like [`crate::http::rate_limit`]).
 
-use std::collections::HashMap;
+use crate::http::rate_limit::{KeyedBuckets, Take};
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Instant;
 
 /// Audit entries per key and minute (also the burst).
 pub const AUDITED_PER_MINUTE: u32 = 30;
 
-/// Most keys tracked at once. Idle (full) buckets are dropped first; when every tracked key is
-/// active, new keys are not audited until some become idle (bounded memory and log growth win
-/// over auditing a flood from more than this many sources; the metrics still count it).
-const MAX_TRACKED: usize = 100_000;
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-/// A token bucket per key.
+/// A token bucket per key (see [`KeyedBuckets`]). When more keys are active than it tracks,
+/// new keys are not audited: bounded memory and log growth win over auditing a flood from that
+/// many sources (the metrics still count it).
 pub struct AuditLimiter {
     per_minute: u32,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: KeyedBuckets<String>,
 }
 
 impl AuditLimiter {
     pub fn new(per_minute: u32) -> Self {
         Self {
             per_minute,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: KeyedBuckets::new(),
         }
     }
 
@@ -46,33 +36,8 @@ impl AuditLimiter {
     }
 
     fn allow_at(&self, key: &str, now: Instant) -> bool {
-        if self.per_minute == 0 {
-            return false;
-        }
-        let capacity = f64::from(self.per_minute);
-        let per_second = capacity / 60.0;
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if !buckets.contains_key(key) && buckets.len() >= MAX_TRACKED {
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.at).as_secs_f64() * per_second < capacity
-            });
-            if buckets.len() >= MAX_TRACKED {
-                return false;
-            }
-        }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: capacity,
-            at: now,
-        });
-        let refill = now.duration_since(bucket.at).as_secs_f64() * per_second;
-        bucket.tokens = (bucket.tokens + refill).min(capacity);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.per_minute > 0
+            && self.buckets.take(key.to_owned(), self.per_minute, now) == Take::Taken
     }
 }
 
