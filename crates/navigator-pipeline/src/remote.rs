@@ -6,7 +6,7 @@
 //! While the service works the job is `waiting` (no worker or lease is held); a delivery moves it
 //! back to `queued`, and so does its `wake_at` when no delivery came, to poll.
 
-use crate::usage::{self, Attribution, Consumed};
+use crate::usage::Consumed;
 use crate::vault::{BlobKind, VaultError};
 use crate::worker::Pipeline;
 use navigator_domain::{ErrorCode, JobId, JobStatus};
@@ -229,23 +229,17 @@ pub(crate) async fn accept_result(
         Err(e) => return Err(e.into()),
     };
     if first {
-        usage::record(
-            store.as_ref(),
-            &pipeline.usage,
-            pipeline.clock.as_ref(),
-            Attribution {
-                owner: &job.owner,
-                document_id: job.document_id,
-                job_id: job.id,
-            },
-            UsageKind::Parse,
-            parser,
-            Consumed {
-                pages: u64::from(count),
-                ..Consumed::default()
-            },
-        )
-        .await?;
+        pipeline
+            .charge(
+                job,
+                UsageKind::Parse,
+                parser,
+                Consumed {
+                    pages: u64::from(count),
+                    ..Consumed::default()
+                },
+            )
+            .await?;
     }
     Ok(count)
 }

@@ -124,6 +124,31 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Appends what `job`'s work consumed to the usage ledger, charged to its owner and
+    /// document at the configured prices (see [`usage::record`]).
+    pub(crate) async fn charge(
+        &self,
+        job: &JobRecord,
+        kind: UsageKind,
+        provider: &str,
+        consumed: Consumed,
+    ) -> Result<(), StoreError> {
+        usage::record(
+            self.store.as_ref(),
+            &self.usage,
+            self.clock.as_ref(),
+            Attribution {
+                owner: &job.owner,
+                document_id: job.document_id,
+                job_id: job.id,
+            },
+            kind,
+            provider,
+            consumed,
+        )
+        .await
+    }
+
     /// The remote parser, when one is configured.
     pub fn remote(&self) -> Option<&RemoteParsing> {
         match &self.parser {
@@ -618,14 +643,6 @@ impl Worker {
         }
     }
 
-    fn attribution<'a>(job: &'a JobRecord) -> Attribution<'a> {
-        Attribution {
-            owner: &job.owner,
-            document_id: job.document_id,
-            job_id: job.id,
-        }
-    }
-
     async fn parse(
         &self,
         job: &JobRecord,
@@ -641,11 +658,8 @@ impl Worker {
         let submitted = p.remote().is_some() && p.store.get_remote_parse(job.id).await?.is_some();
         if !submitted && let Some(pages) = self.reuse_parsed(&document, &parser).await? {
             self.finish_parse(job, &parser, pages, progress).await?;
-            usage::record(
-                p.store.as_ref(),
-                &p.usage,
-                p.clock.as_ref(),
-                Self::attribution(job),
+            p.charge(
+                job,
                 UsageKind::Parse,
                 p.parser.provider(),
                 Consumed {
@@ -675,11 +689,8 @@ impl Worker {
             .put(job.document_id, BlobKind::Parsed, &json)
             .await?;
         self.finish_parse(job, &parser, pages, progress).await?;
-        usage::record(
-            p.store.as_ref(),
-            &p.usage,
-            p.clock.as_ref(),
-            Self::attribution(job),
+        p.charge(
+            job,
             UsageKind::Parse,
             p.parser.provider(),
             Consumed {
@@ -856,11 +867,8 @@ impl Worker {
         calls: CallStats,
     ) -> Result<(), StageError> {
         let p = &self.pipeline;
-        usage::record(
-            p.store.as_ref(),
-            &p.usage,
-            p.clock.as_ref(),
-            Self::attribution(job),
+        p.charge(
+            job,
             UsageKind::Parse,
             provider,
             Consumed {
@@ -1006,11 +1014,8 @@ impl Worker {
                 first_error.get_or_insert(e);
             }
         }
-        usage::record(
-            p.store.as_ref(),
-            &p.usage,
-            p.clock.as_ref(),
-            Self::attribution(job),
+        p.charge(
+            job,
             UsageKind::Embed,
             model,
             Consumed {
@@ -1080,11 +1085,8 @@ impl Worker {
             metrics::counter!("navigator_embedding_cache_saved_tokens_total")
                 .increment(saved_tokens);
         }
-        usage::record(
-            p.store.as_ref(),
-            &p.usage,
-            p.clock.as_ref(),
-            Self::attribution(job),
+        p.charge(
+            job,
             UsageKind::Embed,
             model,
             Consumed {
