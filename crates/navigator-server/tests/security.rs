@@ -198,12 +198,46 @@ async fn rewrap_moves_every_data_key_to_the_new_key_while_documents_stay_readabl
         "old ids: {:?}",
         old.key_ids()
     );
-    // Only the new KEK is needed now.
-    let only_new = LocalKeyring::new(vec![], &new_id);
-    assert!(only_new.is_err(), "a keyring needs its active key's bytes");
     let blobs = DocumentBlobs::new(app.state.blobs.raw().clone(), keys);
-    for id in ids {
-        let text = blobs.get(id, BlobKind::Parsed).await.unwrap();
+    for id in &ids {
+        let text = blobs.get(*id, BlobKind::Parsed).await.unwrap();
+        assert!(String::from_utf8_lossy(&text).contains(MARKER));
+    }
+    // The old KEK can now be retired: a keyring holding only the new one opens every document.
+    // (A keyring always needs its active key's bytes.)
+    assert!(LocalKeyring::new(vec![], &new_id).is_err());
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let keys = file["keys"].as_object_mut().unwrap();
+    keys.retain(|id, _| *id == new_id);
+    assert_eq!(keys.len(), 1);
+    let retired_dir = tempfile::tempdir().unwrap();
+    let retired = retired_dir.path().join("keyring.json");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&retired)
+            .unwrap()
+            .write_all(file.to_string().as_bytes())
+            .unwrap();
+    }
+    let only_new = Arc::new(LocalKeyring::load(&retired).unwrap());
+    assert_eq!(only_new.key_ids(), vec![new_id.clone()]);
+    let blobs = DocumentBlobs::new(
+        app.state.blobs.raw().clone(),
+        Arc::new(DocumentKeys::new(
+            app.state.store.clone(),
+            only_new,
+            app.state.clock.clone(),
+            std::time::Duration::from_secs(60),
+        )),
+    );
+    for id in &ids {
+        let text = blobs.get(*id, BlobKind::Original).await.unwrap();
         assert!(String::from_utf8_lossy(&text).contains(MARKER));
     }
     app.stop().await;
