@@ -655,8 +655,13 @@ impl Worker {
             .await?;
         let parser = p.parser.name().to_owned();
         // A job whose remote parse is already submitted (and paid for) takes its own result.
-        let submitted = p.remote().is_some() && p.store.get_remote_parse(job.id).await?.is_some();
-        if !submitted && let Some(pages) = self.reuse_parsed(&document, &parser).await? {
+        let submitted = match p.remote() {
+            Some(_) => p.store.get_remote_parse(job.id).await?,
+            None => None,
+        };
+        if submitted.is_none()
+            && let Some(pages) = self.reuse_parsed(&document, &parser).await?
+        {
             self.finish_parse(job, &parser, pages, progress).await?;
             p.charge(
                 job,
@@ -671,7 +676,9 @@ impl Worker {
             return Ok(StageDone::Next);
         }
         if let ParserRunner::Remote(remote) = &p.parser {
-            return self.parse_remotely(job, &document, remote, progress).await;
+            return self
+                .parse_remotely(job, &document, remote, submitted, progress)
+                .await;
         }
         let bytes = p.blobs.get(job.document_id, BlobKind::Original).await?;
         if bytes.is_empty() {
@@ -766,12 +773,14 @@ impl Worker {
         Ok(())
     }
 
-    /// Submits the document (first run), then on each wake takes a delivered result or polls.
+    /// Submits the document (first run, when `submitted` is `None`), then on each wake takes a
+    /// delivered result or polls.
     async fn parse_remotely(
         &self,
         job: &JobRecord,
         document: &DocumentRecord,
         remote: &RemoteParsing,
+        submitted: Option<RemoteParseRecord>,
         progress: &mut Progress,
     ) -> Result<StageDone, StageError> {
         let p = &self.pipeline;
@@ -782,8 +791,7 @@ impl Worker {
             reason: None,
             detail: "waiting for the remote parser",
         };
-        let record = p.store.get_remote_parse(job.id).await?;
-        let Some(record) = record.filter(|r| r.parser == parser) else {
+        let Some(record) = submitted.filter(|r| r.parser == parser) else {
             let bytes = p.blobs.get(job.document_id, BlobKind::Original).await?;
             if bytes.is_empty() {
                 return Err(ParseError::Empty.into());
