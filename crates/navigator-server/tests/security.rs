@@ -896,3 +896,62 @@ async fn seal_existing_seals_blobs_written_before_encryption() {
     );
     app.stop().await;
 }
+
+/// The key commands the README documents: `keys rotate` makes a new KEK active, `keys rewrap`
+/// moves every data key onto it, and `keys status` reports the counts.
+#[tokio::test]
+async fn key_commands_rotate_rewrap_and_report() {
+    let app = spawn_app_with(|yaml| yaml).await;
+    let accepted = upload_text(&app, marked_document(990)).await;
+    app.wait_for_job(accepted["job_id"].as_str().unwrap()).await;
+    let config = app.data_dir.path().join("navigator.yaml");
+    let navigator = |args: &'static [&'static str]| {
+        let config = config.clone();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_navigator"))
+                .args(args)
+                .arg("--config")
+                .arg(&config)
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let rotated = navigator(&["keys", "rotate"]).await;
+    let new_id = rotated
+        .strip_prefix("new key-encryption key ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{rotated}"))
+        .to_owned();
+    let rewrapped = navigator(&["keys", "rewrap"]).await;
+    assert!(rewrapped.contains("re-wrapped 1 data keys"), "{rewrapped}");
+    let status = navigator(&["keys", "status"]).await;
+    assert!(
+        status.contains(&format!("active key-encryption key: {new_id}")),
+        "{status}"
+    );
+    let counts: Vec<&str> = status.lines().skip(1).collect();
+    assert_eq!(counts.len(), 1, "{status}");
+    assert!(
+        counts[0].starts_with(&new_id) && counts[0].contains(" 1 data keys"),
+        "{status}"
+    );
+    let actions: Vec<String> = app
+        .state
+        .store
+        .audit_chain(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert!(actions.contains(&"keys.rotate".to_owned()), "{actions:?}");
+    assert!(actions.contains(&"keys.rewrap".to_owned()), "{actions:?}");
+    app.stop().await;
+}
